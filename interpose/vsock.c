@@ -1,0 +1,84 @@
+/* The virtual socket table and the lifetime of virtual sockets. */
+#include "vsock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+struct vsock_table vsock_table;
+
+/* Caps the table at 1 Mi descriptors (8 MiB of address space, paid for only when touched). */
+#define VSOCK_TABLE_MAX (1u << 20)
+
+int vsock_table_init(void)
+{
+	struct rlimit rl;
+	size_t size = 65536;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+		size = rl.rlim_max;
+	if (size > VSOCK_TABLE_MAX)
+		size = VSOCK_TABLE_MAX;
+	if (size < 1024)
+		size = 1024;
+	void *p = mmap(NULL, size * sizeof(vsock_table.slots[0]), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	vsock_table.slots = p;
+	vsock_table.size = size;
+	return 0;
+}
+
+struct vsock *vsock_new(enum vsock_kind kind, const struct vi_route_choice *choice,
+			enum vi_proto proto)
+{
+	struct vsock *vs = calloc(1, sizeof(*vs));
+	if (vs == NULL)
+		return NULL;
+	atomic_init(&vs->refs, 1);
+	vs->kind = kind;
+	vs->choice = *choice;
+	vs->proto = proto;
+	return vs;
+}
+
+struct vsock *vsock_ref(struct vsock *vs)
+{
+	atomic_fetch_add_explicit(&vs->refs, 1, memory_order_relaxed);
+	return vs;
+}
+
+static void vsock_unref(struct vsock *vs)
+{
+	/* Acq_rel: the last owner must see every other owner's writes before it frees. */
+	if (atomic_fetch_sub_explicit(&vs->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (vs->kind == VSOCK_STREAM)
+		vi_conn_destroy(&vs->conn);
+	free(vs);
+}
+
+int vsock_install(int fd, struct vsock *vs)
+{
+	if (fd < 0 || (size_t)fd >= vsock_table.size) {
+		vsock_unref(vs);
+		return -EMFILE;
+	}
+	/* Release pairs with the acquire in vsock_get. */
+	struct vsock *old = atomic_exchange_explicit(&vsock_table.slots[fd], vs,
+						     memory_order_acq_rel);
+	if (old != NULL)
+		vsock_unref(old);
+	return 0;
+}
+
+void vsock_forget(int fd)
+{
+	if (fd < 0 || (size_t)fd >= vsock_table.size)
+		return;
+	struct vsock *old = atomic_exchange_explicit(&vsock_table.slots[fd], NULL,
+						     memory_order_acq_rel);
+	if (old != NULL)
+		vsock_unref(old);
+}

@@ -116,8 +116,10 @@ void audit_config_load(void)
 			vi_log_line("%s has errors and `set strict yes`: exiting with status 127", path);
 			_exit(127);
 		}
-		vi_log_line("%s has %zu error%s: nothing is rebound", path, policy->nerrors,
-			    policy->nerrors == 1 ? "" : "s");
+		/* An unreadable file is one error at line 0, and one line says it all. */
+		if (policy->diagnostics[0].pos.line != 0)
+			vi_log_line("%s has %zu error%s: nothing is rebound", path, policy->nerrors,
+				    policy->nerrors == 1 ? "" : "s");
 		vi_policy_free(policy);
 		return;
 	}

@@ -4,6 +4,7 @@
  * calling la_symbind64, so each selected object's slots are rewritten here after relocation.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -72,7 +73,24 @@ static int got_patch_object(struct audit_object *obj, const struct audit_object 
 	return patched;
 }
 
+/*
+ * Serializes patching: two threads returning from dlopen at once must not both toggle an
+ * object's RELRO protection (one would re-protect a page the other is writing).
+ */
+static atomic_flag got_lock = ATOMIC_FLAG_INIT;
+
+static void got_patch_pending(void);
+
 void audit_got_patch_all(void)
+{
+	/* Acquire pairs with the release below: each patcher sees the previous one's flags. */
+	while (atomic_flag_test_and_set_explicit(&got_lock, memory_order_acquire))
+		sched_yield();
+	got_patch_pending();
+	atomic_flag_clear_explicit(&got_lock, memory_order_release);
+}
+
+static void got_patch_pending(void)
 {
 	struct audit_object *libc = NULL;
 	audit_objects_lock();

@@ -499,6 +499,11 @@ static int vi_wrap_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		vi_libc_set_errno(saved);
 		return vi_libc.connect(fd, addr, len);
 	}
+	if (interpose_conn(fd) != NULL) {
+		/* Again on a connection already routed: a non-blocking connect being checked. */
+		vi_libc_set_errno(saved);
+		return vi_libc.connect(fd, addr, len);
+	}
 	struct vi_route_choice choice;
 	interpose_hooks.route(caller_pc, proto, addr, len, false, &choice);
 	vi_libc_set_errno(saved);

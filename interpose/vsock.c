@@ -2,7 +2,7 @@
 #include "vsock.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -30,10 +30,66 @@ int vsock_table_init(void)
 	return 0;
 }
 
+/*
+ * Virtual sockets come from a pool of mmap'd chunks, not from malloc: the module's own libc
+ * decides whether to lock its heap from its own idea of whether the process is threaded,
+ * and threads are made by the program's libc, so its malloc is not safe to call from two
+ * program threads at once.
+ */
+static struct {
+	atomic_flag lock;
+	struct vsock *free; /* linked through conn.endpoint */
+} vsock_pool = { .lock = ATOMIC_FLAG_INIT };
+
+#define VSOCK_CHUNK_BYTES (64 * 1024)
+
+static void vsock_pool_lock(void)
+{
+	/* Acquire pairs with the release in vsock_pool_unlock. */
+	while (atomic_flag_test_and_set_explicit(&vsock_pool.lock, memory_order_acquire))
+		;
+}
+
+static void vsock_pool_unlock(void)
+{
+	atomic_flag_clear_explicit(&vsock_pool.lock, memory_order_release);
+}
+
+static struct vsock *vsock_alloc(void)
+{
+	vsock_pool_lock();
+	if (vsock_pool.free == NULL) {
+		struct vsock *chunk = mmap(NULL, VSOCK_CHUNK_BYTES, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (chunk == MAP_FAILED) {
+			vsock_pool_unlock();
+			return NULL;
+		}
+		size_t n = VSOCK_CHUNK_BYTES / sizeof(*chunk);
+		for (size_t i = 0; i < n; i++) {
+			chunk[i].conn.endpoint = vsock_pool.free;
+			vsock_pool.free = &chunk[i];
+		}
+	}
+	struct vsock *vs = vsock_pool.free;
+	vsock_pool.free = vs->conn.endpoint;
+	vsock_pool_unlock();
+	memset(vs, 0, sizeof(*vs));
+	return vs;
+}
+
+static void vsock_release(struct vsock *vs)
+{
+	vsock_pool_lock();
+	vs->conn.endpoint = vsock_pool.free;
+	vsock_pool.free = vs;
+	vsock_pool_unlock();
+}
+
 struct vsock *vsock_new(enum vsock_kind kind, const struct vi_route_choice *choice,
 			enum vi_proto proto)
 {
-	struct vsock *vs = calloc(1, sizeof(*vs));
+	struct vsock *vs = vsock_alloc();
 	if (vs == NULL)
 		return NULL;
 	atomic_init(&vs->refs, 1);
@@ -56,7 +112,7 @@ static void vsock_unref(struct vsock *vs)
 		return;
 	if (vs->kind == VSOCK_STREAM)
 		vi_conn_destroy(&vs->conn);
-	free(vs);
+	vsock_release(vs);
 }
 
 int vsock_install(int fd, struct vsock *vs)

@@ -9,9 +9,6 @@
 
 struct audit_state audit = { .objects_lock = ATOMIC_FLAG_INIT };
 
-static const struct vi_interpose_hooks audit_hooks = {
-	.route = audit_route,
-};
 
 /*
  * Called first, before any object is opened. Everything is set up here, since la_preinit
@@ -21,7 +18,14 @@ static const struct vi_interpose_hooks audit_hooks = {
 __attribute__((visibility("default"))) unsigned int la_version(unsigned int version)
 {
 	audit_config_load();
-	if (audit.enabled && vi_interpose_init(&audit_hooks) < 0) {
+	struct vi_interpose_hooks hooks = { .route = audit_route };
+	if (audit.policy != NULL) {
+		const struct vi_settings *set = &audit.policy->settings;
+		hooks.shm.ring_size = set->ring_size;
+		hooks.shm.spin_us = set->spin_us;
+		hooks.shm.allow_other_uids = set->allow_other_uids;
+	}
+	if (audit.enabled && vi_interpose_init(&hooks) < 0) {
 		vi_log_line("cannot reserve the virtual socket table: nothing is rebound");
 		audit.enabled = false;
 	}

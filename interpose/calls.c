@@ -5,236 +5,260 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <libc.h>
 #include <log.h>
 #include <transport.h>
 
-#include "interpose.h"
+#include "interpose_private.h"
 #include "sockaddr.h"
-#include "vsock.h"
 
-/* Every replacement, declared from the one list so a signature that drifts fails to build. */
-#define VI_WRAP_DECLARE(name, class, ret, params, args) static ret vi_wrap_##name params;
-VI_SYMBOLS(VI_WRAP_DECLARE)
-#undef VI_WRAP_DECLARE
+struct vi_interpose_hooks interpose_hooks;
 
-static struct vi_interpose_hooks interpose_hooks;
-
-/* The one place a -errno result becomes -1 and the *program's* errno. */
-static inline long interpose_return(long r)
-{
-	if (r < 0) {
-		vi_libc_set_errno((int)-r);
-		return -1;
-	}
-	return r;
-}
-
-/* The connection behind fd, when fd is a connected virtual socket. */
-static inline struct vi_conn *interpose_conn(int fd)
-{
-	struct vsock *vs = vsock_get(fd);
-	if (__builtin_expect(vs == NULL, 1) || vs->kind != VSOCK_STREAM)
-		return NULL;
-	return &vs->conn;
-}
-
-static void interpose_log_call(int fd, const char *symbol, size_t len, long r)
+static void interpose_log_call(struct vsock *vs, int fd, const char *symbol, size_t len, long r)
 {
 	if (!vi_log_enabled(VI_LOG_CALLS))
 		return;
-	struct vsock *vs = vsock_get(fd);
 	if (r < 0)
-		vi_log_line("calls: %s fd=%d %s len=%zu -> -1 errno=%ld (%s)",
-			    vs ? vs->choice.caller : "?", fd, symbol, len, -r,
-			    vs ? vs->conn.ops->name : "?");
+		vi_log_line("calls: %s fd=%d %s len=%zu -> -1 errno=%ld (%s)", vs->choice.caller, fd,
+			    symbol, len, -r, vs->conn.ops->name);
 	else
-		vi_log_line("calls: %s fd=%d %s len=%zu -> %ld (%s)", vs ? vs->choice.caller : "?",
-			    fd, symbol, len, r, vs ? vs->conn.ops->name : "?");
+		vi_log_line("calls: %s fd=%d %s len=%zu -> %ld (%s)", vs->choice.caller, fd, symbol,
+			    len, r, vs->conn.ops->name);
 }
 
-/* ---- data: read, write, send, recv and their vector and message forms ---- */
+/* ---- data: every read and write form becomes one recvmsg or sendmsg on the endpoint ---- */
 
-static ssize_t conn_recv(struct vi_conn *conn, int fd, const char *symbol, void *buf, size_t len,
-			 int flags)
+static inline int interpose_flags(struct vsock *vs, int flags)
 {
-	ssize_t r = conn->ops->recv(conn, fd, buf, len, flags);
-	interpose_log_call(fd, symbol, len, r);
-	return interpose_return(r);
+	return atomic_load_explicit(&vs->nonblock, memory_order_relaxed) ? flags | MSG_DONTWAIT
+									 : flags;
 }
 
-static ssize_t conn_send(struct vi_conn *conn, int fd, const char *symbol, const void *buf,
-			 size_t len, int flags)
-{
-	ssize_t r = conn->ops->send(conn, fd, buf, len, flags);
-	interpose_log_call(fd, symbol, len, r);
-	return interpose_return(r);
-}
-
-static ssize_t conn_recvmsg(struct vi_conn *conn, int fd, const char *symbol, struct msghdr *msg,
+static ssize_t conn_recvmsg(struct vsock *vs, int fd, const char *symbol, struct msghdr *msg,
 			    int flags)
 {
-	ssize_t r = conn->ops->recvmsg(conn, fd, msg, flags);
-	interpose_log_call(fd, symbol, (size_t)msg->msg_iovlen, r);
+	ssize_t r = vs->conn.ops->recvmsg(&vs->conn, fd, msg, interpose_flags(vs, flags));
+	interpose_log_call(vs, fd, symbol, msg->msg_iovlen == 1 ? msg->msg_iov[0].iov_len : 0, r);
 	return interpose_return(r);
 }
 
-static ssize_t conn_sendmsg(struct vi_conn *conn, int fd, const char *symbol,
-			    const struct msghdr *msg, int flags)
+static ssize_t conn_sendmsg(struct vsock *vs, int fd, const char *symbol, const struct msghdr *msg,
+			    int flags)
 {
-	ssize_t r = conn->ops->sendmsg(conn, fd, msg, flags);
-	interpose_log_call(fd, symbol, (size_t)msg->msg_iovlen, r);
+	ssize_t r = vs->conn.ops->sendmsg(&vs->conn, fd, msg, interpose_flags(vs, flags));
+	interpose_log_call(vs, fd, symbol, msg->msg_iovlen == 1 ? msg->msg_iov[0].iov_len : 0, r);
 	return interpose_return(r);
 }
 
-static ssize_t vi_wrap_read(int fd, void *buf, size_t count)
+static ssize_t conn_recv(struct vsock *vs, int fd, const char *symbol, void *buf, size_t len,
+			 int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	return conn_recvmsg(vs, fd, symbol, &msg, flags);
+}
+
+static ssize_t conn_send(struct vsock *vs, int fd, const char *symbol, const void *buf,
+			 size_t len, int flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	return conn_sendmsg(vs, fd, symbol, &msg, flags);
+}
+
+ssize_t vi_wrap_read(int fd, void *buf, size_t count)
+{
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.read(fd, buf, count);
-	return conn_recv(conn, fd, "read", buf, count, 0);
+	return conn_recv(vs, fd, "read", buf, count, 0);
 }
 
-static ssize_t vi_wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
+ssize_t vi_wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL || count > buflen) /* libc reports the overflow and aborts */
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL || count > buflen) /* libc reports the overflow and aborts */
 		return vi_libc.__read_chk(fd, buf, count, buflen);
-	return conn_recv(conn, fd, "read", buf, count, 0);
+	return conn_recv(vs, fd, "read", buf, count, 0);
 }
 
-static ssize_t vi_wrap_recv(int fd, void *buf, size_t len, int flags)
+ssize_t vi_wrap_recv(int fd, void *buf, size_t len, int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.recv(fd, buf, len, flags);
-	return conn_recv(conn, fd, "recv", buf, len, flags);
+	return conn_recv(vs, fd, "recv", buf, len, flags);
 }
 
-static ssize_t vi_wrap___recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+ssize_t vi_wrap___recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL || len > buflen)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL || len > buflen)
 		return vi_libc.__recv_chk(fd, buf, len, buflen, flags);
-	return conn_recv(conn, fd, "recv", buf, len, flags);
+	return conn_recv(vs, fd, "recv", buf, len, flags);
 }
 
-static ssize_t vi_wrap_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+ssize_t vi_wrap_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
 				socklen_t *alen)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.recvfrom(fd, buf, len, flags, addr, alen);
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = {
-		.msg_name = addr,
-		.msg_namelen = addr != NULL && alen != NULL ? *alen : 0,
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-	};
-	ssize_t r = conn_recvmsg(conn, fd, "recvfrom", &msg, flags);
+	ssize_t r = conn_recv(vs, fd, "recvfrom", buf, len, flags);
 	if (r >= 0 && addr != NULL && alen != NULL)
-		*alen = msg.msg_namelen;
+		*alen = 0; /* a connected stream names no source, as the kernel's TCP does */
 	return r;
 }
 
-static ssize_t vi_wrap___recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+ssize_t vi_wrap___recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 				      struct sockaddr *addr, socklen_t *alen)
 {
-	if (len > buflen || interpose_conn(fd) == NULL)
+	if (len > buflen || interpose_stream(fd) == NULL)
 		return vi_libc.__recvfrom_chk(fd, buf, len, buflen, flags, addr, alen);
 	return vi_wrap_recvfrom(fd, buf, len, flags, addr, alen);
 }
 
-static ssize_t vi_wrap_readv(int fd, const struct iovec *iov, int iovcnt)
+ssize_t vi_wrap_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.readv(fd, iov, iovcnt);
-	if (iovcnt < 0)
+	if (iovcnt < 0 || iovcnt > IOV_MAX)
 		return interpose_return(-EINVAL);
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-	return conn_recvmsg(conn, fd, "readv", &msg, 0);
+	return conn_recvmsg(vs, fd, "readv", &msg, 0);
 }
 
-static ssize_t vi_wrap_recvmsg(int fd, struct msghdr *msg, int flags)
+ssize_t vi_wrap_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.recvmsg(fd, msg, flags);
-	return conn_recvmsg(conn, fd, "recvmsg", msg, flags);
+	msg->msg_namelen = 0;
+	return conn_recvmsg(vs, fd, "recvmsg", msg, flags);
 }
 
-static ssize_t vi_wrap_write(int fd, const void *buf, size_t count)
+ssize_t vi_wrap_write(int fd, const void *buf, size_t count)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.write(fd, buf, count);
-	return conn_send(conn, fd, "write", buf, count, 0);
+	return conn_send(vs, fd, "write", buf, count, 0);
 }
 
-static ssize_t vi_wrap_send(int fd, const void *buf, size_t len, int flags)
+ssize_t vi_wrap_send(int fd, const void *buf, size_t len, int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.send(fd, buf, len, flags);
-	return conn_send(conn, fd, "send", buf, len, flags);
+	return conn_send(vs, fd, "send", buf, len, flags);
 }
 
-static ssize_t vi_wrap_sendto(int fd, const void *buf, size_t len, int flags,
+ssize_t vi_wrap_sendto(int fd, const void *buf, size_t len, int flags,
 			      const struct sockaddr *addr, socklen_t alen)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.sendto(fd, buf, len, flags, addr, alen);
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = {
-		.msg_name = (void *)addr,
-		.msg_namelen = addr != NULL ? alen : 0,
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-	};
-	return conn_sendmsg(conn, fd, "sendto", &msg, flags);
+	/* A connected TCP socket ignores the address (Linux does not even check it). */
+	return conn_send(vs, fd, "sendto", buf, len, flags);
 }
 
-static ssize_t vi_wrap_writev(int fd, const struct iovec *iov, int iovcnt)
+ssize_t vi_wrap_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.writev(fd, iov, iovcnt);
-	if (iovcnt < 0)
+	if (iovcnt < 0 || iovcnt > IOV_MAX)
 		return interpose_return(-EINVAL);
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-	return conn_sendmsg(conn, fd, "writev", &msg, 0);
+	return conn_sendmsg(vs, fd, "writev", &msg, 0);
 }
 
-static ssize_t vi_wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
+ssize_t vi_wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.sendmsg(fd, msg, flags);
-	return conn_sendmsg(conn, fd, "sendmsg", msg, flags);
+	return conn_sendmsg(vs, fd, "sendmsg", msg, flags);
 }
 
-static int vi_wrap_shutdown(int fd, int how)
+/* sendfile into a virtual socket: read the file, write the stream (nginx serves files so). */
+static ssize_t interpose_sendfile(ssize_t (*real)(int, int, off_t *, size_t), int fd, int in_fd,
+				  off_t *offset, size_t count)
 {
-	struct vi_conn *conn = interpose_conn(fd);
-	if (conn == NULL)
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL || vs->conn.ops->poll == NULL)
+		return real(fd, in_fd, offset, count);
+	char buf[65536];
+	size_t done = 0;
+	off_t pos = offset != NULL ? *offset : 0;
+	while (done < count) {
+		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+		ssize_t n = offset != NULL ? pread(in_fd, buf, want, pos) : read(in_fd, buf, want);
+		if (n < 0) {
+			if (done > 0)
+				break;
+			return interpose_return(-errno);
+		}
+		if (n == 0)
+			break;
+		ssize_t w = vs->conn.ops->sendmsg(
+			&vs->conn, fd,
+			&(struct msghdr){ .msg_iov = &(struct iovec){ .iov_base = buf, .iov_len = (size_t)n },
+					  .msg_iovlen = 1 },
+			interpose_flags(vs, 0));
+		if (w < 0) {
+			if (offset == NULL && done == 0)
+				lseek(in_fd, -n, SEEK_CUR);
+			if (done > 0)
+				break;
+			return interpose_return(w);
+		}
+		if (w < n && offset == NULL)
+			lseek(in_fd, w - n, SEEK_CUR); /* give back what the stream did not take */
+		done += (size_t)w;
+		pos += w;
+		if (w < n)
+			break;
+	}
+	if (offset != NULL)
+		*offset = pos;
+	return (ssize_t)done;
+}
+
+ssize_t vi_wrap_sendfile(int fd, int in_fd, off_t *offset, size_t count)
+{
+	return interpose_sendfile(vi_libc.sendfile, fd, in_fd, offset, count);
+}
+
+ssize_t vi_wrap_sendfile64(int fd, int in_fd, off_t *offset, size_t count)
+{
+	return interpose_sendfile(vi_libc.sendfile64, fd, in_fd, offset, count);
+}
+
+int vi_wrap_shutdown(int fd, int how)
+{
+	struct vsock *vs = interpose_stream(fd);
+	if (vs == NULL)
 		return vi_libc.shutdown(fd, how);
-	return (int)interpose_return(conn->ops->shutdown(conn, fd, how));
+	return (int)interpose_return(vs->conn.ops->shutdown(&vs->conn, fd, how));
 }
 
 /* ---- descriptors: close and the dup family carry the virtual socket with the fd ---- */
 
-static int vi_wrap_close(int fd)
+int vi_wrap_close(int fd)
 {
 	/* A program that closes every descriptor (a daemon) must not silence the log. */
 	if (__builtin_expect(vi_log_owns_fd(fd), 0))
 		return 0;
 	if (vsock_get(fd) != NULL)
 		vsock_forget(fd);
+	readiness_forget_epoll(fd);
 	return vi_libc.close(fd);
 }
 
@@ -246,9 +270,10 @@ static void interpose_track_dup(int oldfd, int newfd)
 		vsock_install(newfd, vsock_ref(vs));
 	else if (vsock_get(newfd) != NULL)
 		vsock_forget(newfd);
+	readiness_forget_epoll(newfd);
 }
 
-static int vi_wrap_dup(int fd)
+int vi_wrap_dup(int fd)
 {
 	int r = vi_libc.dup(fd);
 	if (r >= 0 && vsock_get(fd) != NULL)
@@ -256,7 +281,7 @@ static int vi_wrap_dup(int fd)
 	return r;
 }
 
-static int vi_wrap_dup2(int fd, int newfd)
+int vi_wrap_dup2(int fd, int newfd)
 {
 	int r = vi_libc.dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
@@ -264,7 +289,7 @@ static int vi_wrap_dup2(int fd, int newfd)
 	return r;
 }
 
-static int vi_wrap_dup3(int fd, int newfd, int flags)
+int vi_wrap_dup3(int fd, int newfd, int flags)
 {
 	int r = vi_libc.dup3(fd, newfd, flags);
 	if (r >= 0)
@@ -275,12 +300,19 @@ static int vi_wrap_dup3(int fd, int newfd, int flags)
 static int interpose_fcntl(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg)
 {
 	int r = real(fd, cmd, arg);
-	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && vsock_get(fd) != NULL)
+	if (r < 0)
+		return r;
+	struct vsock *vs = vsock_get(fd);
+	if (vs == NULL)
+		return r;
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		interpose_track_dup(fd, r);
+	else if (cmd == F_SETFL)
+		atomic_store(&vs->nonblock, (arg & O_NONBLOCK) != 0);
 	return r;
 }
 
-static int vi_wrap_fcntl(int fd, int cmd, ...)
+int vi_wrap_fcntl(int fd, int cmd, ...)
 {
 	va_list ap;
 	va_start(ap, cmd);
@@ -289,7 +321,7 @@ static int vi_wrap_fcntl(int fd, int cmd, ...)
 	return interpose_fcntl(vi_libc.fcntl, fd, cmd, arg);
 }
 
-static int vi_wrap_fcntl64(int fd, int cmd, ...)
+int vi_wrap_fcntl64(int fd, int cmd, ...)
 {
 	va_list ap;
 	va_start(ap, cmd);
@@ -298,102 +330,59 @@ static int vi_wrap_fcntl64(int fd, int cmd, ...)
 	return interpose_fcntl(vi_libc.fcntl64, fd, cmd, arg);
 }
 
-static int vi_wrap_ioctl(int fd, unsigned long request, ...)
+int vi_wrap_ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
 	va_start(ap, request);
 	unsigned long arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	return vi_libc.ioctl(fd, request, arg);
+	struct vsock *vs = vsock_get(fd);
+	if (vs == NULL)
+		return vi_libc.ioctl(fd, request, arg);
+	if (request == FIONREAD && vs->kind == VSOCK_STREAM && vs->conn.ops->readable != NULL) {
+		int n = vs->conn.ops->readable(&vs->conn, fd);
+		if (n != -ENOTTY) {
+			if (n >= 0)
+				*(int *)arg = n;
+			return (int)interpose_return(n < 0 ? n : 0);
+		}
+	}
+	int r = vi_libc.ioctl(fd, request, arg);
+	if (r == 0 && request == FIONBIO)
+		atomic_store(&vs->nonblock, *(const int *)arg != 0);
+	return r;
 }
 
-/* ---- socket state: the kernel socket under a tcp endpoint holds the true answers ---- */
+/* ---- socket state: the kernel socket holds the true answers, but for SO_ERROR ---- */
 
-static int vi_wrap_getsockopt(int fd, int level, int name, void *value, socklen_t *len)
+int vi_wrap_getsockopt(int fd, int level, int name, void *value, socklen_t *len)
 {
+	struct vsock *vs = interpose_stream(fd);
+	if (vs != NULL && level == SOL_SOCKET && name == SO_ERROR && vs->conn.ops->take_error &&
+	    value != NULL && len != NULL && *len >= sizeof(int)) {
+		int e = vs->conn.ops->take_error(&vs->conn, fd);
+		if (e != 0) {
+			*(int *)value = e;
+			*len = sizeof(int);
+			return 0;
+		}
+	}
 	return vi_libc.getsockopt(fd, level, name, value, len);
 }
 
-static int vi_wrap_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+int vi_wrap_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
 	return vi_libc.setsockopt(fd, level, name, value, len);
 }
 
-static int vi_wrap_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+int vi_wrap_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	return vi_libc.getsockname(fd, addr, len);
 }
 
-static int vi_wrap_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+int vi_wrap_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	return vi_libc.getpeername(fd, addr, len);
-}
-
-/*
- * ---- readiness ----
- * A connection on the tcp endpoint is ready exactly when its kernel socket is, so the
- * kernel answers for every fd. Endpoints that move bytes outside the kernel socket add
- * their readiness here (the shared-memory transport's wake eventfds).
- */
-
-static int vi_wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
-{
-	return vi_libc.poll(fds, nfds, timeout);
-}
-
-static int vi_wrap___poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fdslen)
-{
-	return vi_libc.__poll_chk(fds, nfds, timeout, fdslen);
-}
-
-static int vi_wrap_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
-			 const sigset_t *sigmask)
-{
-	return vi_libc.ppoll(fds, nfds, timeout, sigmask);
-}
-
-static int vi_wrap___ppoll_chk(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
-			       const sigset_t *sigmask, size_t fdslen)
-{
-	return vi_libc.__ppoll_chk(fds, nfds, timeout, sigmask, fdslen);
-}
-
-static int vi_wrap_select(int nfds, fd_set *rfds, fd_set *wfds, fd_set *efds,
-			  struct timeval *timeout)
-{
-	return vi_libc.select(nfds, rfds, wfds, efds, timeout);
-}
-
-static int vi_wrap_pselect(int nfds, fd_set *rfds, fd_set *wfds, fd_set *efds,
-			   const struct timespec *timeout, const sigset_t *sigmask)
-{
-	return vi_libc.pselect(nfds, rfds, wfds, efds, timeout, sigmask);
-}
-
-static int vi_wrap_epoll_create(int size)
-{
-	return vi_libc.epoll_create(size);
-}
-
-static int vi_wrap_epoll_create1(int flags)
-{
-	return vi_libc.epoll_create1(flags);
-}
-
-static int vi_wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
-{
-	return vi_libc.epoll_ctl(epfd, op, fd, event);
-}
-
-static int vi_wrap_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-{
-	return vi_libc.epoll_wait(epfd, events, maxevents, timeout);
-}
-
-static int vi_wrap_epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
-			       const sigset_t *sigmask)
-{
-	return vi_libc.epoll_pwait(epfd, events, maxevents, timeout, sigmask);
 }
 
 /* ---- creation: where a route is chosen ---- */
@@ -425,25 +414,13 @@ static bool choice_is_routed(const struct vi_route_choice *choice)
 	return choice->route != NULL && choice->route->transport != VI_TRANSPORT_KERNEL;
 }
 
-/*
- * Why a route's transport cannot be had in this build, or NULL when it can. Until the
- * same-host and verbs transports exist every accelerated route falls back to tcp.
- */
-static const char *interpose_transport_unavailable(enum vi_transport t)
+static bool transport_wants_shm(enum vi_transport t)
 {
-	switch (t) {
-	case VI_TRANSPORT_SHM:
-	case VI_TRANSPORT_AUTO:
-		return "shm not available yet: falling back to tcp";
-	case VI_TRANSPORT_VERBS:
-		return "verbs not available yet: falling back to tcp";
-	default:
-		return NULL;
-	}
+	return t == VI_TRANSPORT_SHM || t == VI_TRANSPORT_AUTO;
 }
 
-static void interpose_log_conn(const struct vi_route_choice *choice, int fd, const char *what,
-			       const char *reason)
+static void interpose_log_conn(const struct vi_route_choice *choice, int fd, bool listening,
+			       const char *transport, const char *reason)
 {
 	if (!vi_log_enabled(VI_LOG_CONNS))
 		return;
@@ -453,54 +430,65 @@ static void interpose_log_conn(const struct vi_route_choice *choice, int fd, con
 	if (vi_libc.getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		sockaddr_format((struct sockaddr *)&ss, len, local, sizeof(local));
 	len = sizeof(ss);
-	if (what == NULL && vi_libc.getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+	if (!listening && vi_libc.getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
 		sockaddr_format((struct sockaddr *)&ss, len, peer, sizeof(peer));
 	const struct vi_route *route = choice->route;
-	if (what != NULL)
-		vi_log_line("conns: %s fd=%d local=%s %s transport=%s%s%s%s rule=%s:%u", choice->caller,
-			    fd, local, what, reason ? "tcp" : vi_transport_name(route->transport),
-			    reason ? " (" : "", reason ? reason : "", reason ? ")" : "",
-			    route->pos.file, route->pos.line);
-	else
-		vi_log_line("conns: %s fd=%d local=%s peer=%s transport=%s%s%s%s rule=%s:%u",
-			    choice->caller, fd, local, peer,
-			    reason ? "tcp" : vi_transport_name(route->transport), reason ? " (" : "",
-			    reason ? reason : "", reason ? ")" : "", route->pos.file, route->pos.line);
+	vi_log_line("conns: %s fd=%d local=%s %s%s transport=%s%s%s%s rule=%s:%u", choice->caller, fd,
+		    local, listening ? "listening" : "peer=", listening ? "" : peer, transport,
+		    reason ? " (" : "", reason ? reason : "", reason ? ")" : "", route->pos.file,
+		    route->pos.line);
 }
 
-/* Makes fd a virtual stream socket carried by the tcp endpoint. Preserves errno. */
+static void interpose_log_refused(const struct vi_route_choice *choice, int fd,
+				  const struct sockaddr *addr, socklen_t len, const char *reason)
+{
+	if (!vi_log_enabled(VI_LOG_CONNS))
+		return;
+	char peer[SOCKADDR_TEXT_MAX];
+	sockaddr_format(addr, len, peer, sizeof(peer));
+	vi_log_line("conns: %s fd=%d peer=%s refused (%s, and fallback=error) rule=%s:%u",
+		    choice->caller, fd, peer, reason, choice->route->pos.file, choice->route->pos.line);
+}
+
+/*
+ * Makes fd a virtual stream socket whose endpoint is already set up in `conn` (a copy is
+ * taken). Preserves errno.
+ */
 static void interpose_adopt_stream(int fd, const struct vi_route_choice *choice,
-				   enum vi_proto proto)
+				   enum vi_proto proto, const struct vi_conn *conn, const char *reason)
 {
 	int saved = vi_libc_errno();
 	struct vsock *vs = vsock_new(VSOCK_STREAM, choice, proto);
-	if (vs != NULL && vi_tcp_attach(&vs->conn, fd) == 0 && vsock_install(fd, vs) == 0)
-		interpose_log_conn(choice, fd, NULL,
-				   interpose_transport_unavailable(choice->route->transport));
+	if (vs == NULL) {
+		struct vi_conn copy = *conn;
+		vi_conn_destroy(&copy);
+	} else {
+		vs->conn = *conn;
+		int fl = vi_libc.fcntl(fd, F_GETFL, 0);
+		atomic_store(&vs->nonblock, fl >= 0 && (fl & O_NONBLOCK) != 0);
+		if (vsock_install(fd, vs) == 0)
+			interpose_log_conn(choice, fd, false, conn->ops->name, reason);
+	}
 	vi_libc_set_errno(saved);
 }
 
-static int vi_wrap_socket(int domain, int type, int protocol)
+int vi_wrap_socket(int domain, int type, int protocol)
 {
 	return vi_libc.socket(domain, type, protocol);
 }
 
-static int vi_wrap_bind(int fd, const struct sockaddr *addr, socklen_t len)
+int vi_wrap_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	return vi_libc.bind(fd, addr, len);
 }
 
-static int vi_wrap_connect(int fd, const struct sockaddr *addr, socklen_t len)
+int vi_wrap_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	const void *caller_pc = __builtin_return_address(0);
 	int saved = vi_libc_errno();
 	enum vi_proto proto = interpose_socket_proto(fd);
-	if (proto == VI_PROTO_ANY || addr == NULL) {
-		vi_libc_set_errno(saved);
-		return vi_libc.connect(fd, addr, len);
-	}
-	if (interpose_conn(fd) != NULL) {
-		/* Again on a connection already routed: a non-blocking connect being checked. */
+	if (proto == VI_PROTO_ANY || addr == NULL || vsock_get(fd) != NULL) {
+		/* Not TCP, or again on a routed socket: a non-blocking connect being checked. */
 		vi_libc_set_errno(saved);
 		return vi_libc.connect(fd, addr, len);
 	}
@@ -510,30 +498,36 @@ static int vi_wrap_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!choice_is_routed(&choice))
 		return vi_libc.connect(fd, addr, len);
 
-	const char *unavailable = interpose_transport_unavailable(choice.route->transport);
-	if (unavailable != NULL && choice.route->fallback == VI_FALLBACK_ERROR) {
-		if (vi_log_enabled(VI_LOG_CONNS)) {
-			char peer[SOCKADDR_TEXT_MAX];
-			sockaddr_format(addr, len, peer, sizeof(peer));
-			vi_log_line("conns: %s fd=%d peer=%s refused (%s, and fallback=error) rule=%s:%u",
-				    choice.caller, fd, peer,
-				    vi_transport_name(choice.route->transport), choice.route->pos.file,
-				    choice.route->pos.line);
-		}
+	const struct vi_route *route = choice.route;
+	struct vi_conn conn = { 0 };
+	char reason[160] = "";
+	bool shm = false;
+	if (transport_wants_shm(route->transport))
+		shm = vi_shm_connect(&conn, fd, addr, len, &interpose_hooks.shm, reason,
+				     sizeof(reason)) == 0;
+	else if (route->transport == VI_TRANSPORT_VERBS)
+		snprintf(reason, sizeof(reason), "verbs not available yet: falling back to tcp");
+	vi_libc_set_errno(saved);
+	if (!shm && reason[0] != '\0' && route->fallback == VI_FALLBACK_ERROR) {
+		interpose_log_refused(&choice, fd, addr, len, reason);
 		return (int)interpose_return(-ECONNREFUSED);
 	}
+	if (!shm)
+		vi_tcp_attach(&conn, fd);
 	int r = vi_libc.connect(fd, addr, len);
 	if (r == 0 || vi_libc_errno() == EINPROGRESS)
-		interpose_adopt_stream(fd, &choice, proto);
+		interpose_adopt_stream(fd, &choice, proto, &conn, reason[0] ? reason : NULL);
+	else if (shm)
+		vi_shm_abort(&conn);
 	return r;
 }
 
-static int vi_wrap_listen(int fd, int backlog)
+int vi_wrap_listen(int fd, int backlog)
 {
 	const void *caller_pc = __builtin_return_address(0);
 	int r = vi_libc.listen(fd, backlog);
-	if (r < 0)
-		return r;
+	if (r < 0 || vsock_get(fd) != NULL)
+		return r; /* listen again on a routed listener changes only the backlog */
 	int saved = vi_libc_errno();
 	enum vi_proto proto = interpose_socket_proto(fd);
 	struct sockaddr_storage ss;
@@ -543,10 +537,21 @@ static int vi_wrap_listen(int fd, int backlog)
 		interpose_hooks.route(caller_pc, proto, (struct sockaddr *)&ss, len, true, &choice);
 		if (choice_is_routed(&choice)) {
 			struct vsock *vs = vsock_new(VSOCK_LISTENER, &choice, proto);
+			const char *transport = "tcp", *reason = NULL;
+			char why[96];
+			if (vs != NULL && transport_wants_shm(choice.route->transport)) {
+				int err = vi_shm_listen(&vs->listener, fd, &interpose_hooks.shm);
+				if (err == 0) {
+					transport = "shm";
+				} else {
+					snprintf(why, sizeof(why), "no door: errno %d", -err);
+					reason = why;
+				}
+			} else if (choice.route->transport == VI_TRANSPORT_VERBS) {
+				reason = "verbs not available yet: falling back to tcp";
+			}
 			if (vs != NULL && vsock_install(fd, vs) == 0)
-				interpose_log_conn(&choice, fd, "listening",
-						   interpose_transport_unavailable(
-							   choice.route->transport));
+				interpose_log_conn(&choice, fd, true, transport, reason);
 		}
 	}
 	vi_libc_set_errno(saved);
@@ -555,20 +560,33 @@ static int vi_wrap_listen(int fd, int backlog)
 
 static int interpose_accepted(int listenfd, int fd)
 {
+	if (fd < 0)
+		return fd;
 	struct vsock *listener = vsock_get(listenfd);
-	if (fd >= 0 && listener != NULL && listener->kind == VSOCK_LISTENER)
-		interpose_adopt_stream(fd, &listener->choice, listener->proto);
+	if (listener == NULL || listener->kind != VSOCK_LISTENER)
+		return fd;
+	int saved = vi_libc_errno();
+	struct vi_conn conn = { 0 };
+	char reason[160] = "";
+	if (listener->listener == NULL ||
+	    vi_shm_accept(listener->listener, &conn, fd, reason, sizeof(reason)) < 0)
+		vi_tcp_attach(&conn, fd);
+	interpose_adopt_stream(fd, &listener->choice, listener->proto, &conn,
+			       reason[0] ? reason : NULL);
+	vi_libc_set_errno(saved);
 	return fd;
 }
 
-static int vi_wrap_accept(int fd, struct sockaddr *addr, socklen_t *len)
+int vi_wrap_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	return interpose_accepted(fd, vi_libc.accept(fd, addr, len));
+	int r = vi_libc.accept(fd, addr, len);
+	return vsock_get(fd) != NULL ? interpose_accepted(fd, r) : r;
 }
 
-static int vi_wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+int vi_wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	return interpose_accepted(fd, vi_libc.accept4(fd, addr, len, flags));
+	int r = vi_libc.accept4(fd, addr, len, flags);
+	return vsock_get(fd) != NULL ? interpose_accepted(fd, r) : r;
 }
 
 /* ---- the table the audit layer binds from ---- */

@@ -7,6 +7,8 @@
 #include <viaudit/policy.h>
 #include <viaudit/symbols.h>
 
+#include <shm.h>
+
 /* The audit layer's answer to "how is this call routed?". */
 struct vi_route_choice {
 	const struct vi_route *route; /* the first matching rule, or NULL (= kernel) */
@@ -14,6 +16,8 @@ struct vi_route_choice {
 };
 
 struct vi_interpose_hooks {
+	/* Knobs for the shared-memory transport, from the policy's `set` lines. */
+	struct shm_options shm;
 	/*
 	 * Chooses the route for a creation call made by the code at `caller_pc` on `proto`
 	 * to (connect) or at (listen, is_bind) `addr`. Never fails: no route is an answer.

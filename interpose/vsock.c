@@ -38,7 +38,7 @@ int vsock_table_init(void)
  */
 static struct {
 	atomic_flag lock;
-	struct vsock *free; /* linked through conn.endpoint */
+	struct vsock *free; /* linked through next_free */
 } vsock_pool = { .lock = ATOMIC_FLAG_INIT };
 
 #define VSOCK_CHUNK_BYTES (64 * 1024)
@@ -67,21 +67,23 @@ static struct vsock *vsock_alloc(void)
 		}
 		size_t n = VSOCK_CHUNK_BYTES / sizeof(*chunk);
 		for (size_t i = 0; i < n; i++) {
-			chunk[i].conn.endpoint = vsock_pool.free;
+			chunk[i].next_free = vsock_pool.free;
 			vsock_pool.free = &chunk[i];
 		}
 	}
 	struct vsock *vs = vsock_pool.free;
-	vsock_pool.free = vs->conn.endpoint;
+	vsock_pool.free = vs->next_free;
 	vsock_pool_unlock();
+	unsigned generation = vs->generation + 1;
 	memset(vs, 0, sizeof(*vs));
+	vs->generation = generation;
 	return vs;
 }
 
 static void vsock_release(struct vsock *vs)
 {
 	vsock_pool_lock();
-	vs->conn.endpoint = vsock_pool.free;
+	vs->next_free = vsock_pool.free;
 	vsock_pool.free = vs;
 	vsock_pool_unlock();
 }
@@ -112,6 +114,8 @@ static void vsock_unref(struct vsock *vs)
 		return;
 	if (vs->kind == VSOCK_STREAM)
 		vi_conn_destroy(&vs->conn);
+	else if (vs->listener != NULL)
+		vi_shm_listener_close(vs->listener);
 	vsock_release(vs);
 }
 
@@ -121,6 +125,10 @@ int vsock_install(int fd, struct vsock *vs)
 		vsock_unref(vs);
 		return -EMFILE;
 	}
+	size_t high = atomic_load_explicit(&vsock_table.high, memory_order_relaxed);
+	while ((size_t)fd + 1 > high &&
+	       !atomic_compare_exchange_weak(&vsock_table.high, &high, (size_t)fd + 1))
+		;
 	/* Release pairs with the acquire in vsock_get. */
 	struct vsock *old = atomic_exchange_explicit(&vsock_table.slots[fd], vs,
 						     memory_order_acq_rel);
@@ -137,4 +145,14 @@ void vsock_forget(int fd)
 						     memory_order_acq_rel);
 	if (old != NULL)
 		vsock_unref(old);
+}
+
+void vsock_for_each(void (*fn)(int fd, struct vsock *vs))
+{
+	size_t high = atomic_load_explicit(&vsock_table.high, memory_order_acquire);
+	for (size_t fd = 0; fd < high; fd++) {
+		struct vsock *vs = atomic_load_explicit(&vsock_table.slots[fd], memory_order_acquire);
+		if (vs != NULL)
+			fn((int)fd, vs);
+	}
 }

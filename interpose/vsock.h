@@ -17,14 +17,19 @@ enum vsock_kind {
 struct vsock {
 	atomic_int refs;
 	enum vsock_kind kind;
+	atomic_bool nonblock;          /* O_NONBLOCK of the open file description */
+	unsigned generation;           /* bumped on every reuse, so a stale pointer can be told */
 	struct vi_route_choice choice; /* why it is routed */
 	enum vi_proto proto;
-	struct vi_conn conn; /* VSOCK_STREAM only */
+	struct shm_listener *listener; /* VSOCK_LISTENER: its door, or NULL */
+	struct vsock *next_free;       /* pool link while free */
+	struct vi_conn conn;           /* VSOCK_STREAM only */
 };
 
 struct vsock_table {
 	_Atomic(struct vsock *) *slots; /* indexed by fd; reserved address space, touched lazily */
 	size_t size;
+	atomic_size_t high; /* one past the highest fd ever installed */
 };
 
 extern struct vsock_table vsock_table;
@@ -53,5 +58,8 @@ struct vsock *vsock_ref(struct vsock *vs);
 
 /* Removes fd from the table and drops its reference. */
 void vsock_forget(int fd);
+
+/* Calls fn for every virtual socket in the table (fork hooks). */
+void vsock_for_each(void (*fn)(int fd, struct vsock *vs));
 
 #endif

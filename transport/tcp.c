@@ -2,16 +2,6 @@
 #include "libc.h"
 #include "transport.h"
 
-static ssize_t tcp_recv(struct vi_conn *conn, int fd, void *buf, size_t len, int flags)
-{
-	return vi_libc_result(vi_libc.recv(fd, buf, len, flags));
-}
-
-static ssize_t tcp_send(struct vi_conn *conn, int fd, const void *buf, size_t len, int flags)
-{
-	return vi_libc_result(vi_libc.send(fd, buf, len, flags));
-}
-
 static ssize_t tcp_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
 {
 	return vi_libc_result(vi_libc.recvmsg(fd, msg, flags));
@@ -31,10 +21,8 @@ static void tcp_destroy(struct vi_conn *conn)
 {
 }
 
-static const struct vi_endpoint_ops tcp_ops = {
+const struct vi_endpoint_ops vi_tcp_ops = {
 	.name = "tcp",
-	.recv = tcp_recv,
-	.send = tcp_send,
 	.recvmsg = tcp_recvmsg,
 	.sendmsg = tcp_sendmsg,
 	.shutdown = tcp_shutdown,
@@ -43,9 +31,8 @@ static const struct vi_endpoint_ops tcp_ops = {
 
 int vi_tcp_attach(struct vi_conn *conn, int fd)
 {
-	conn->ops = &tcp_ops;
+	conn->ops = &vi_tcp_ops;
 	conn->transport = VI_TRANSPORT_TCP;
-	conn->endpoint = NULL;
 	return 0;
 }
 

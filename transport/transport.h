@@ -2,10 +2,13 @@
 #ifndef VI_TRANSPORT_H
 #define VI_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <viaudit/policy.h>
+
+#include "shm.h"
 
 struct vi_conn;
 
@@ -13,19 +16,38 @@ struct vi_conn;
  * What an endpoint does with a connection's data. Every function returns >= 0 or -errno.
  * `fd` is the kernel TCP socket the program holds (a virtual socket is always backed by
  * one, so that fd numbers, getpeername, close-on-exec and fallback come for free).
+ * `flags` carry MSG_DONTWAIT when the descriptor is non-blocking.
  */
 struct vi_endpoint_ops {
 	const char *name;
-	/* Returns bytes read, 0 at EOF, or -errno. */
-	ssize_t (*recv)(struct vi_conn *conn, int fd, void *buf, size_t len, int flags);
-	/* Returns bytes written or -errno. */
-	ssize_t (*send)(struct vi_conn *conn, int fd, const void *buf, size_t len, int flags);
-	/* Returns bytes read, 0 at EOF, or -errno. */
+	/* Returns bytes read, 0 at EOF, or -errno. msg_name/msg_control are left to the caller. */
 	ssize_t (*recvmsg)(struct vi_conn *conn, int fd, struct msghdr *msg, int flags);
 	/* Returns bytes written or -errno. */
 	ssize_t (*sendmsg)(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags);
 	/* Returns 0 or -errno. */
 	int (*shutdown)(struct vi_conn *conn, int fd, int how);
+	/*
+	 * The poll(2) events ready now (POLLIN, POLLOUT, POLLRDHUP, POLLHUP, POLLERR), or -1
+	 * when the kernel socket's own readiness is the truth (NULL means the same).
+	 */
+	int (*poll)(struct vi_conn *conn, int fd);
+	/*
+	 * Prepares to sleep in the kernel until `events` may be ready: the peer will write
+	 * the returned eventfd. Returns the eventfd, or -1 when ready already (do not sleep).
+	 */
+	int (*arm)(struct vi_conn *conn, int fd, int events);
+	void (*disarm)(struct vi_conn *conn);
+	/* Looks at the kernel socket for a dead peer now (its RDHUP woke a wait). */
+	void (*check_peer)(struct vi_conn *conn, int fd);
+	/*
+	 * Progress counters for edge-triggered epoll: bytes the peer has ever sent to this
+	 * side, and bytes of this side's the peer has ever consumed.
+	 */
+	void (*progress)(struct vi_conn *conn, unsigned long long *in, unsigned long long *out);
+	/* FIONREAD. Returns bytes readable, or -errno (-ENOTTY: ask the kernel). */
+	int (*readable)(struct vi_conn *conn, int fd);
+	/* SO_ERROR: returns the pending error (> 0) and clears it, or 0. */
+	int (*take_error)(struct vi_conn *conn, int fd);
 	/* Releases the endpoint's resources (not the fd). */
 	void (*destroy)(struct vi_conn *conn);
 };
@@ -34,7 +56,9 @@ struct vi_endpoint_ops {
 struct vi_conn {
 	const struct vi_endpoint_ops *ops;
 	enum vi_transport transport; /* what carries it now */
-	void *endpoint;              /* the endpoint's own state */
+	union {
+		struct shm_endpoint shm;
+	};
 };
 
 /*
@@ -43,7 +67,36 @@ struct vi_conn {
  */
 int vi_tcp_attach(struct vi_conn *conn, int fd);
 
+/* The tcp endpoint's operations, for endpoints that fall back to it. */
+extern const struct vi_endpoint_ops vi_tcp_ops;
+
 /* Releases whatever endpoint carries `conn`. */
 void vi_conn_destroy(struct vi_conn *conn);
+
+/*
+ * Connector, before the TCP connect: finds the listener's door for `dest`, binds `fd` to
+ * its source address, makes and sends the shared memory. On success `conn` is a pending
+ * shm connection and 0 is returned; on failure -errno, with `reason` saying why for the
+ * log, and nothing has changed for `fd` but maybe its bind (the connection is plain TCP).
+ */
+int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, socklen_t len,
+		   const struct shm_options *options, char *reason, size_t reason_size);
+
+/* Connector whose TCP connect failed: releases what vi_shm_connect made. */
+void vi_shm_abort(struct vi_conn *conn);
+
+/* Listener: opens the door of the routed listening socket `fd`. Returns 0 or -errno. */
+int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *options);
+void vi_shm_listener_close(struct shm_listener *listener);
+
+/*
+ * Acceptor: pairs the accepted TCP connection `fd` with its door request, if one came.
+ * Returns 0 with `conn` an active shm connection, or -errno with `reason` (plain TCP).
+ */
+int vi_shm_accept(struct shm_listener *listener, struct vi_conn *conn, int fd, char *reason,
+		  size_t reason_size);
+
+/* Called in the parent before fork(): sessions now shared with a child are not ended by one copy's close. */
+void vi_shm_mark_forked(struct vi_conn *conn);
 
 #endif

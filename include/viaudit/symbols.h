@@ -16,12 +16,15 @@
  * VI_SYMBOLS(X) expands X(name, class, return type, (parameters), (arguments)) once per
  * rebound function.
  *
- * class CREATE: calls that make or place a socket (socket, bind, listen, connect,
- *               accept*). They are rebound only in the objects the policy's CALLER
- *               selects, because they are where a route is chosen.
+ * class CREATE: calls that make or place a socket (socket, bind, listen, connect).
+ *               They are rebound only in the objects the policy's CALLER selects,
+ *               because they are where a route is chosen.
  * class FD:     calls that act on an existing descriptor. They are rebound in every
  *               object, because a virtual socket can be handed to any library; on a
- *               descriptor that is not virtual they cost one table lookup.
+ *               descriptor that is not virtual they cost one table lookup. accept and
+ *               accept4 are fd calls: the route of an accepted connection was chosen at
+ *               listen (by listen's caller), and accept follows the listening socket into
+ *               whichever object calls it, so a listener's door is always answered.
  *
  * fcntl and ioctl are variadic in libc; their third argument is taken as one word, which is
  * what every fcntl and ioctl command that matters here passes.
@@ -31,9 +34,9 @@
 	X(bind, CREATE, int, (int fd, const struct sockaddr *addr, socklen_t len),             \
 	  (fd, addr, len))                                                                      \
 	X(listen, CREATE, int, (int fd, int backlog), (fd, backlog))                           \
-	X(accept, CREATE, int, (int fd, struct sockaddr *addr, socklen_t *len),                \
+	X(accept, FD, int, (int fd, struct sockaddr *addr, socklen_t *len),                \
 	  (fd, addr, len))                                                                      \
-	X(accept4, CREATE, int, (int fd, struct sockaddr *addr, socklen_t *len, int flags),    \
+	X(accept4, FD, int, (int fd, struct sockaddr *addr, socklen_t *len, int flags),    \
 	  (fd, addr, len, flags))                                                               \
 	X(connect, CREATE, int, (int fd, const struct sockaddr *addr, socklen_t len),          \
 	  (fd, addr, len))                                                                      \
@@ -97,6 +100,10 @@
 	/* The names programs really import for the calls above: large-file and           \
 	 * _FORTIFY_SOURCE builds (Debian builds its packages with both). */                 \
 	X(fcntl64, FD, int, (int fd, int cmd, ...), (fd, cmd, arg))                            \
+	X(sendfile, FD, ssize_t, (int fd, int in_fd, off_t *offset, size_t count),             \
+	  (fd, in_fd, offset, count))                                                           \
+	X(sendfile64, FD, ssize_t, (int fd, int in_fd, off_t *offset, size_t count),           \
+	  (fd, in_fd, offset, count))                                                           \
 	X(__read_chk, FD, ssize_t, (int fd, void *buf, size_t count, size_t buflen),           \
 	  (fd, buf, count, buflen))                                                             \
 	X(__recv_chk, FD, ssize_t, (int fd, void *buf, size_t len, size_t buflen, int flags),  \

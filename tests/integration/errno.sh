@@ -67,7 +67,7 @@ for bind_now in '' 1; do
 		vt_expect_log "viaudit: routes: $who send plt -> viaudit \\(fd call\\)" \
 			"send on a bad fd goes through viaudit"
 		# The closed-fd check closes a routed connection before its send.
-		vt_expect_log "viaudit: conns: $who fd=[0-9]+ local=127\\.0\\.0\\.1:[0-9]+ peer=127\\.0\\.0\\.1:[0-9]+ transport=tcp.* rule=$where:[23]" \
+		vt_expect_log "viaudit: conns: $who fd=[0-9]+ local=127\\.0\\.0\\.1:[0-9]+ peer=127\\.0\\.0\\.1:[0-9]+ transport=(tcp|shm).* rule=$where:[23]" \
 			"the send-closed-fd check used a routed connection"
 	done
 	vt_end_run

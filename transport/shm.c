@@ -1,0 +1,490 @@
+/*
+ * The same-host endpoint's data path: recvmsg/sendmsg/shutdown/poll on a pair of rings,
+ * with kernel TCP semantics (blocking and not, MSG_PEEK/WAITALL/DONTWAIT/NOSIGNAL, EOF,
+ * EPIPE and SIGPIPE, half-close, reset).
+ *
+ * The kernel TCP socket stays open and idle beside the rings. It is also how a dead peer
+ * is noticed: a process killed with SIGKILL never closes its rings, but the kernel closes
+ * its socket, so ours reports RDHUP while the ring is still open.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "door.h"
+#include "libc.h"
+#include "memfd_seal.h"
+#include "shm_segment.h"
+#include "transport.h"
+
+/* How long a blocking call sleeps before it looks at the kernel socket for a dead peer. */
+#define SHM_LIVENESS_MS 100
+
+static void shm_lock(atomic_flag *lock)
+{
+	/* Acquire pairs with the release in shm_unlock. */
+	while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire))
+		sched_yield();
+}
+
+static void shm_unlock(atomic_flag *lock)
+{
+	atomic_flag_clear_explicit(lock, memory_order_release);
+}
+
+static long long shm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sends SIGPIPE to the calling thread, as the kernel does for a write on a closed stream. */
+static void shm_raise_sigpipe(void)
+{
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGPIPE);
+}
+
+/*
+ * Whether the peer is gone: its kernel socket closed while the ring was still open (a
+ * crash; a clean close ends the ring first). Rate-limited to one poll(2) per
+ * SHM_LIVENESS_MS unless `force`.
+ */
+static bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
+{
+	if (e->peer_gone)
+		return true;
+	long long now = shm_now_ns();
+	if (!force && now < e->next_liveness_ns)
+		return false;
+	e->next_liveness_ns = now + SHM_LIVENESS_MS * 1000000LL;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0 &&
+	    !shm_ring_peer_closed(&e->rx))
+		e->peer_gone = true;
+	return e->peer_gone;
+}
+
+/* ---- the connector's wait for the listener's answer ---- */
+
+static int shm_flush_to_kernel(struct shm_endpoint *e, int fd);
+
+/*
+ * Reads the listener's answer if it came; with `timeout_ms` != 0 waits that long for it.
+ * Returns 0 (settled, or still pending after the wait).
+ */
+static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state != SHM_PENDING)
+		return 0;
+	if (timeout_ms != 0) {
+		struct pollfd p = { .fd = e->door_fd, .events = POLLIN };
+		poll(&p, 1, timeout_ms);
+	}
+	struct door_message msg;
+	size_t nfds = 0;
+	int r = door_recv(e->door_fd, &msg, NULL, 0, &nfds);
+	if (r == -EAGAIN)
+		return 0;
+	int status = r < 0 ? -r : msg.type != DOOR_MESSAGE_ACCEPT ? EPROTO
+				      : -door_accept_check(&e->request, &msg.accept);
+	close(e->door_fd);
+	e->door_fd = -1;
+	if (status == 0) {
+		e->state = SHM_ACTIVE;
+		return 0;
+	}
+	/* Refused: nothing was read from the ring, so it all goes to the kernel socket, in order. */
+	shm_flush_to_kernel(e, fd);
+	e->state = SHM_FALLBACK;
+	conn->ops = &vi_tcp_ops;
+	conn->transport = VI_TRANSPORT_TCP;
+	return 0;
+}
+
+/* Moves what the program wrote into ring 0 before the refusal onto the kernel socket. */
+static int shm_flush_to_kernel(struct shm_endpoint *e, int fd)
+{
+	struct shm_segment_control *control = e->base;
+	struct shm_ring unread;
+	if (shm_ring_init(&unread, &control->rings[0], (unsigned char *)e->base + SHM_SEGMENT_CONTROL_SIZE,
+			  e->tx.capacity, SHM_RING_CONSUMER, &control->reset, NULL) < 0)
+		return -EPROTO;
+	char buf[16384];
+	for (;;) {
+		ssize_t n = shm_ring_read(&unread, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return 0;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+			if (w < 0 && errno == EAGAIN) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+				poll(&p, 1, 1000);
+				continue;
+			}
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			off += w;
+		}
+	}
+}
+
+/* ---- data ---- */
+
+static size_t shm_iov_total(const struct iovec *iov, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+/* Advances an iovec array by `n` bytes, copying into `scratch` (at most 64 entries). */
+static int shm_iov_advance(const struct iovec *iov, size_t count, size_t n, struct iovec *scratch,
+			   size_t max)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < count && out < max; i++) {
+		if (n >= iov[i].iov_len) {
+			n -= iov[i].iov_len;
+			continue;
+		}
+		scratch[out].iov_base = (char *)iov[i].iov_base + n;
+		scratch[out].iov_len = iov[i].iov_len - n;
+		n = 0;
+		out++;
+	}
+	return (int)out;
+}
+
+static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
+{
+	struct shm_endpoint *e = &conn->shm;
+	bool dontwait = (flags & MSG_DONTWAIT) != 0;
+	if (flags & MSG_OOB)
+		return -EINVAL; /* no urgent data on this stream, as TCP without SO_OOBINLINE data */
+	if (e->state == SHM_PENDING) {
+		while (e->state == SHM_PENDING) {
+			shm_settle(conn, fd, dontwait ? 0 : SHM_LIVENESS_MS);
+			if (e->state == SHM_PENDING && (dontwait || shm_peer_gone(e, fd, true)))
+				return e->peer_gone ? 0 : -EAGAIN;
+		}
+		if (e->state == SHM_FALLBACK)
+			return conn->ops->recvmsg(conn, fd, msg, flags);
+	}
+	msg->msg_controllen = 0;
+	msg->msg_flags = 0;
+	if (e->shut_rd)
+		return 0;
+	bool peek = (flags & MSG_PEEK) != 0;
+	bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
+	size_t want = shm_iov_total(msg->msg_iov, msg->msg_iovlen);
+	if (want == 0)
+		return 0;
+	size_t done = 0;
+	struct iovec scratch[64];
+	for (;;) {
+		int n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
+		shm_lock(&e->rx_lock);
+		ssize_t r = shm_ring_readv(&e->rx, scratch, n, peek ? SHM_RING_PEEK : 0);
+		shm_unlock(&e->rx_lock);
+		if (r > 0) {
+			done += (size_t)r;
+			e->bytes_in += (size_t)r;
+			if (!waitall || done == want)
+				return (ssize_t)done;
+			continue;
+		}
+		if (r == 0)
+			return (ssize_t)done; /* EOF */
+		if (r != -EAGAIN)
+			return done > 0 ? (ssize_t)done : r;
+		if (shm_peer_gone(e, fd, false))
+			return (ssize_t)done; /* the peer died: EOF after what it had written */
+		if (dontwait)
+			return done > 0 ? (ssize_t)done : -EAGAIN;
+		r = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
+		if (r == -EINTR)
+			return done > 0 ? (ssize_t)done : -EINTR;
+		if (r == -ETIMEDOUT && shm_peer_gone(e, fd, true))
+			continue; /* read once more: bytes written before the death come first */
+	}
+}
+
+static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags)
+{
+	struct shm_endpoint *e = &conn->shm;
+	bool dontwait = (flags & MSG_DONTWAIT) != 0;
+	if (msg->msg_controllen != 0)
+		return -EINVAL; /* ancillary data has no meaning on a TCP stream */
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+	if (e->state == SHM_PENDING)
+		shm_settle(conn, fd, 0);
+	if (e->state == SHM_FALLBACK)
+		return conn->ops->sendmsg(conn, fd, msg, flags);
+	size_t want = shm_iov_total(msg->msg_iov, msg->msg_iovlen);
+	size_t done = 0;
+	struct iovec scratch[64];
+	for (;;) {
+		ssize_t r;
+		if (e->shut_wr || e->peer_gone) {
+			r = -EPIPE;
+		} else {
+			int n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
+			shm_lock(&e->tx_lock);
+			r = want == 0 ? 0 : shm_ring_writev(&e->tx, scratch, n);
+			shm_unlock(&e->tx_lock);
+		}
+		if (r > 0) {
+			done += (size_t)r;
+			e->bytes_out += (size_t)r;
+			if (done == want || dontwait)
+				return (ssize_t)done;
+			continue;
+		}
+		if (r == 0)
+			return (ssize_t)done;
+		if (r == -EAGAIN) {
+			if (shm_peer_gone(e, fd, false))
+				continue; /* reported as EPIPE above */
+			if (dontwait)
+				return done > 0 ? (ssize_t)done : -EAGAIN;
+			if (e->state == SHM_PENDING)
+				shm_settle(conn, fd, SHM_LIVENESS_MS);
+			if (e->state == SHM_FALLBACK)
+				return -EPROTO; /* cannot happen: refusal flushes before writes go on */
+			r = shm_ring_wait_writable(&e->tx, e->spin_us, SHM_LIVENESS_MS);
+			if (r == -EINTR)
+				return done > 0 ? (ssize_t)done : -EINTR;
+			if (r == -ETIMEDOUT)
+				shm_peer_gone(e, fd, true);
+			continue;
+		}
+		if (done > 0)
+			return (ssize_t)done;
+		if (r == -EPIPE && (flags & MSG_NOSIGNAL) == 0)
+			shm_raise_sigpipe();
+		return r;
+	}
+}
+
+static int shm_shutdown(struct vi_conn *conn, int fd, int how)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return -EINVAL;
+	/* The kernel socket answers ENOTCONN and friends, and its peer sees the FIN too. */
+	if (vi_libc_result(vi_libc.shutdown(fd, how)) < 0)
+		return (int)vi_libc_result(-1);
+	if (e->state == SHM_PENDING)
+		shm_settle(conn, fd, 0);
+	if (how != SHUT_WR)
+		e->shut_rd = true;
+	if (how != SHUT_RD && !e->shut_wr) {
+		e->shut_wr = true;
+		shm_lock(&e->tx_lock);
+		shm_ring_close(&e->tx);
+		shm_unlock(&e->tx_lock);
+	}
+	return 0;
+}
+
+/* ---- readiness ---- */
+
+static int shm_poll(struct vi_conn *conn, int fd)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state == SHM_PENDING)
+		shm_settle(conn, fd, 0);
+	if (e->state == SHM_FALLBACK)
+		return -1;
+	int ev = 0;
+	if (e->state == SHM_PENDING)
+		return shm_ring_ready(&e->tx) ? POLLOUT : 0;
+	if (*e->rx.reset != 0 || e->rx.broken || e->tx.broken)
+		return POLLIN | POLLOUT | POLLERR | POLLHUP;
+	bool rd_closed = shm_ring_peer_closed(&e->rx);
+	if (shm_ring_ready(&e->rx) || e->shut_rd)
+		ev |= POLLIN;
+	if (rd_closed)
+		ev |= POLLIN | POLLRDHUP;
+	if (shm_ring_ready(&e->tx) || e->shut_wr)
+		ev |= POLLOUT;
+	if (rd_closed && (e->shut_wr || shm_ring_peer_closed(&e->tx)))
+		ev |= POLLHUP;
+	if (e->peer_gone)
+		ev |= POLLIN | POLLRDHUP | POLLOUT;
+	return ev;
+}
+
+static int shm_arm(struct vi_conn *conn, int fd, int events)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state != SHM_ACTIVE)
+		return e->state == SHM_PENDING ? e->door_fd : -1;
+	if ((events & POLLIN) && shm_ring_arm_eventfd(&e->rx)) {
+		shm_ring_disarm_eventfd(&e->rx);
+		return -1;
+	}
+	if ((events & POLLOUT) && shm_ring_arm_eventfd(&e->tx)) {
+		shm_ring_disarm_eventfd(&e->rx);
+		shm_ring_disarm_eventfd(&e->tx);
+		return -1;
+	}
+	return e->wake_fd;
+}
+
+static void shm_disarm(struct vi_conn *conn)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state != SHM_ACTIVE)
+		return;
+	shm_ring_disarm_eventfd(&e->rx);
+	shm_ring_disarm_eventfd(&e->tx);
+	uint64_t count;
+	if (read(e->wake_fd, &count, sizeof(count)) < 0) {
+		/* EAGAIN: nobody wrote it. Nothing else can fail on a valid eventfd. */
+	}
+}
+
+static void shm_check_peer(struct vi_conn *conn, int fd)
+{
+	if (conn->shm.state == SHM_ACTIVE)
+		shm_peer_gone(&conn->shm, fd, true);
+}
+
+static void shm_progress(struct vi_conn *conn, unsigned long long *in, unsigned long long *out)
+{
+	struct shm_endpoint *e = &conn->shm;
+	ssize_t unread_in = e->state == SHM_ACTIVE ? shm_ring_readable(&e->rx) : 0;
+	ssize_t unread_out = e->state != SHM_FALLBACK ? shm_ring_readable(&e->tx) : 0;
+	*in = e->bytes_in + (unsigned long long)(unread_in > 0 ? unread_in : 0);
+	*out = e->bytes_out - (unsigned long long)(unread_out > 0 ? unread_out : 0);
+}
+
+static int shm_readable(struct vi_conn *conn, int fd)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state != SHM_ACTIVE)
+		return e->state == SHM_PENDING ? 0 : -ENOTTY;
+	ssize_t n = shm_ring_readable(&e->rx);
+	if (n < 0)
+		return (int)n;
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+static int shm_take_error(struct vi_conn *conn, int fd)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state == SHM_ACTIVE && (*e->rx.reset != 0 || e->rx.broken || e->tx.broken)) {
+		if (e->peer_gone)
+			return 0;
+		e->peer_gone = true; /* reported once, as the kernel does */
+		return ECONNRESET;
+	}
+	return 0;
+}
+
+static void shm_release(struct shm_endpoint *e)
+{
+	if (e->base != NULL)
+		munmap(e->base, e->size);
+	e->base = NULL;
+	if (e->door_fd >= 0)
+		close(e->door_fd);
+	if (e->wake_fd >= 0)
+		close(e->wake_fd);
+	if (e->peer_wake_fd >= 0)
+		close(e->peer_wake_fd);
+	e->door_fd = e->wake_fd = e->peer_wake_fd = -1;
+}
+
+static void shm_destroy(struct vi_conn *conn)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->base != NULL && !e->shared_by_fork && e->state != SHM_FALLBACK) {
+		/* Closing with unread bytes resets the connection, as TCP sends RST. */
+		if (shm_ring_readable(&e->rx) > 0) {
+			shm_ring_reset(&e->rx);
+		} else {
+			shm_ring_close(&e->tx);
+			shm_ring_close(&e->rx);
+		}
+	}
+	shm_release(e);
+}
+
+static const struct vi_endpoint_ops shm_ops = {
+	.name = "shm",
+	.recvmsg = shm_recvmsg,
+	.sendmsg = shm_sendmsg,
+	.shutdown = shm_shutdown,
+	.poll = shm_poll,
+	.arm = shm_arm,
+	.disarm = shm_disarm,
+	.check_peer = shm_check_peer,
+	.progress = shm_progress,
+	.readable = shm_readable,
+	.take_error = shm_take_error,
+	.destroy = shm_destroy,
+};
+
+/* ---- set-up, shared by the connector and the acceptor (shm_setup.c) ---- */
+
+void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options);
+int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
+			bool fresh, size_t ring_size);
+
+void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options)
+{
+	memset(&conn->shm, 0, sizeof(conn->shm));
+	struct shm_endpoint *e = &conn->shm;
+	conn->ops = &shm_ops;
+	conn->transport = VI_TRANSPORT_SHM;
+	e->door_fd = e->wake_fd = e->peer_wake_fd = -1;
+	atomic_flag_clear(&e->tx_lock);
+	atomic_flag_clear(&e->rx_lock);
+	e->spin_us = options->spin_us >= 0 ? options->spin_us : shm_spin_default_us();
+}
+
+/* Maps the segment and sets up this side's rings. Returns 0 or -errno. */
+int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
+			bool fresh, size_t ring_size)
+{
+	struct shm_endpoint *e = &conn->shm;
+	int err = 0;
+	void *base = memfd_seal_map(memfd, size, &err);
+	if (base == MAP_FAILED)
+		return err;
+	e->base = base;
+	e->size = size;
+	if (fresh && (err = shm_segment_init(base, size, ring_size)) < 0)
+		return err;
+	if ((err = shm_segment_attach(base, size, side, &e->tx, &e->rx)) < 0)
+		return err;
+	return 0;
+}
+
+void vi_shm_endpoint_release(struct vi_conn *conn);
+void vi_shm_endpoint_release(struct vi_conn *conn)
+{
+	shm_release(&conn->shm);
+	conn->ops = NULL;
+}
+
+void vi_shm_mark_forked(struct vi_conn *conn)
+{
+	if (conn->ops == &shm_ops)
+		conn->shm.shared_by_fork = true;
+}

@@ -1,0 +1,49 @@
+/* The same-host endpoint: a connection's bytes in a shared-memory ring pair, set up over the door. */
+#ifndef VI_TRANSPORT_SHM_H
+#define VI_TRANSPORT_SHM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "door_message.h"
+#include "shm_ring.h"
+
+/* Knobs from the policy's `set` lines. */
+struct shm_options {
+	size_t ring_size;      /* bytes per direction, a power of two */
+	long spin_us;          /* spin before sleeping; -1 = sized to the machine */
+	bool allow_other_uids; /* door peers of other uids are accepted */
+};
+
+enum shm_state {
+	SHM_PENDING,  /* connector: request sent, the listener's answer not read yet */
+	SHM_ACTIVE,   /* bytes move through the rings */
+	SHM_FALLBACK, /* the listener refused: bytes move through the kernel socket */
+};
+
+/* One end of a same-host connection. Lives inside struct vi_conn. */
+struct shm_endpoint {
+	enum shm_state state;
+	void *base; /* the mapped segment */
+	size_t size;
+	struct shm_ring tx, rx;
+	atomic_flag tx_lock, rx_lock; /* one writer and one reader at a time */
+	int door_fd;                  /* connector, while pending: its door connection */
+	int wake_fd;                  /* this side's eventfd: the peer writes it to wake poll/epoll */
+	int peer_wake_fd;             /* the peer's eventfd */
+	struct door_request request;  /* connector: what it asked for */
+	long spin_us;
+	bool shut_rd;
+	bool shut_wr;
+	bool peer_gone;         /* the kernel socket closed without the ring being closed */
+	bool shared_by_fork;    /* a fork copied it: closing one copy must not end the session */
+	long long next_liveness_ns;
+	unsigned long long bytes_in, bytes_out;
+};
+
+/* A routed listening socket's door and the requests that arrived on it. */
+struct shm_listener;
+
+#endif

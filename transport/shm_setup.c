@@ -1,0 +1,380 @@
+/*
+ * Setting up a same-host connection over the door, without a daemon and without a byte in
+ * the TCP stream:
+ *
+ *   connector: finds the listener's door, binds its TCP socket to learn its source
+ *              address, makes the sealed memfd (control page + two rings) and two
+ *              eventfds, sends REQUEST {source, destination, token, ring size} with them,
+ *              then makes the ordinary TCP connect. Its writes go to the ring at once;
+ *              the listener's ACCEPT (or refusal) is read on its next call.
+ *   listener:  its accept() takes the TCP connection as the kernel gives it, drains the
+ *              door, and pairs the connection with the request whose source address is
+ *              the connection's peer address. The request is always there by then: it
+ *              was queued on the door before the connector's SYN was sent.
+ *
+ * A refusal (or a listener that never answers before closing the door) leaves the
+ * connection on plain TCP: the connector moves what it had written into the kernel socket.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "door.h"
+#include "libc.h"
+#include "memfd_seal.h"
+#include "shm_segment.h"
+#include "transport.h"
+
+void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options);
+int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
+			bool fresh, size_t ring_size);
+void vi_shm_endpoint_release(struct vi_conn *conn);
+
+/* Requests waiting for their TCP connection to be accepted. */
+#define SHM_PENDING_MAX 256
+/* A request whose connection has not come after this long is dropped. */
+#define SHM_PENDING_TTL_NS (30LL * 1000000000LL)
+
+struct shm_pending {
+	int door_fd; /* the connector's door connection; -1: free slot */
+	bool have_request;
+	struct door_request request;
+	int fds[3];
+	long long since_ns;
+};
+
+struct shm_listener {
+	int door_fd;
+	struct shm_options options;
+	size_t npending;
+	struct shm_pending pending[SHM_PENDING_MAX];
+};
+
+static long long setup_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static const char *setup_errno_name(int e)
+{
+	switch (e) {
+	case EACCES: return "EACCES";
+	case EAGAIN: return "EAGAIN";
+	case EPROTO: return "EPROTO";
+	case EBADMSG: return "EBADMSG";
+	case ENOMEM: return "ENOMEM";
+	case EMFILE: return "EMFILE";
+	case EINVAL: return "EINVAL";
+	case ECONNRESET: return "ECONNRESET";
+	case EADDRINUSE: return "EADDRINUSE";
+	case ENOENT: return "ENOENT";
+	default: return "error";
+	}
+}
+
+/* ---- connector ---- */
+
+/* Binds an unbound socket to the source address the kernel would pick for `dest`. */
+static int setup_bind_source(int fd, const struct sockaddr *dest, socklen_t len,
+			     struct door_address *source)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	bool bound = (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_port != 0) ||
+		     (ss.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&ss)->sin6_port != 0);
+	if (!bound) {
+		/* A connected UDP socket tells which local address routing picks for dest. */
+		int probe = socket(dest->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return -errno;
+		struct sockaddr_storage local;
+		socklen_t ll = sizeof(local);
+		int r = connect(probe, dest, len) == 0 &&
+				getsockname(probe, (struct sockaddr *)&local, &ll) == 0
+			? 0
+			: -errno;
+		close(probe);
+		if (r < 0)
+			return r;
+		if (local.ss_family == AF_INET)
+			((struct sockaddr_in *)&local)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&local)->sin6_port = 0;
+		if (vi_libc.bind(fd, (struct sockaddr *)&local, ll) < 0)
+			return -vi_libc_errno();
+		sl = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+			return -errno;
+	}
+	return door_address_from_sockaddr(source, (struct sockaddr *)&ss, sl);
+}
+
+int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, socklen_t len,
+		   const struct shm_options *options, char *reason, size_t reason_size)
+{
+	char dest_text[80] = "?";
+	struct door_address dest_addr;
+	if (door_address_from_sockaddr(&dest_addr, dest, len) < 0) {
+		if (reason != NULL)
+			snprintf(reason, reason_size, "destination is not an IP address");
+		return -EAFNOSUPPORT;
+	}
+	{
+		char host[INET6_ADDRSTRLEN] = "?";
+		inet_ntop(dest_addr.family, dest_addr.addr, host, sizeof(host));
+		snprintf(dest_text, sizeof(dest_text), dest_addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+			 host, dest_addr.port);
+	}
+	int door = door_connect(dest, len);
+	if (door < 0) {
+		if (reason != NULL)
+			snprintf(reason, reason_size, "no door at %s: peer does not run viaudit",
+				 dest_text);
+		return door;
+	}
+	int err = door_peer_allowed(door, options->allow_other_uids);
+	if (err < 0) {
+		close(door);
+		if (reason != NULL)
+			snprintf(reason, reason_size, "door at %s belongs to another user", dest_text);
+		return err;
+	}
+
+	vi_shm_endpoint_init(conn, options);
+	struct shm_endpoint *e = &conn->shm;
+	e->door_fd = door;
+	e->state = SHM_PENDING;
+	int memfd = -1;
+	ssize_t size = shm_segment_size(options->ring_size);
+	const char *step = "segment";
+	if (size < 0) {
+		err = (int)size;
+		goto fail;
+	}
+	step = "source address";
+	if ((err = setup_bind_source(fd, dest, len, &e->request.source)) < 0)
+		goto fail;
+	step = "memfd";
+	if ((memfd = memfd_seal_create("viaudit", (size_t)size)) < 0) {
+		err = memfd;
+		goto fail;
+	}
+	if ((err = vi_shm_endpoint_map(conn, memfd, (size_t)size, SHM_SEGMENT_CONNECTOR, true,
+				       options->ring_size)) < 0)
+		goto fail;
+	step = "eventfd";
+	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	e->peer_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->wake_fd < 0 || e->peer_wake_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	e->tx.wake_fd = e->rx.wake_fd = e->peer_wake_fd;
+
+	step = "request";
+	e->request.destination = dest_addr;
+	e->request.ring_size = (uint32_t)options->ring_size;
+	if ((err = door_token_random(e->request.token)) < 0)
+		goto fail;
+	struct door_message msg = { .type = DOOR_MESSAGE_REQUEST, .request = e->request };
+	int fds[3];
+	fds[DOOR_FD_MEMFD] = memfd;
+	fds[DOOR_FD_CONNECTOR_WAKE] = e->wake_fd;
+	fds[DOOR_FD_LISTENER_WAKE] = e->peer_wake_fd;
+	if ((err = door_send(door, &msg, fds, 3)) < 0)
+		goto fail;
+	close(memfd);
+	return 0;
+
+fail:
+	if (memfd >= 0)
+		close(memfd);
+	vi_shm_endpoint_release(conn);
+	if (reason != NULL)
+		snprintf(reason, reason_size, "shm set-up failed at %s: %s", step,
+			 setup_errno_name(-err));
+	return err;
+}
+
+void vi_shm_abort(struct vi_conn *conn)
+{
+	vi_shm_endpoint_release(conn);
+}
+
+/* ---- listener ---- */
+
+int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *options)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	/* The listener state is mmap'd: the module's malloc is not safe across program threads. */
+	struct shm_listener *l = mmap(NULL, sizeof(*l), PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l == MAP_FAILED)
+		return -errno;
+	int door = door_listen((struct sockaddr *)&ss, sl);
+	if (door < 0) {
+		munmap(l, sizeof(*l));
+		return door;
+	}
+	l->door_fd = door;
+	l->options = *options;
+	for (size_t i = 0; i < SHM_PENDING_MAX; i++)
+		l->pending[i].door_fd = -1;
+	*out = l;
+	return 0;
+}
+
+static void setup_pending_drop(struct shm_listener *l, struct shm_pending *p)
+{
+	if (p->door_fd < 0)
+		return;
+	close(p->door_fd);
+	if (p->have_request)
+		for (int i = 0; i < 3; i++)
+			close(p->fds[i]);
+	p->door_fd = -1;
+	p->have_request = false;
+	l->npending--;
+}
+
+void vi_shm_listener_close(struct shm_listener *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < SHM_PENDING_MAX; i++)
+		setup_pending_drop(l, &l->pending[i]);
+	close(l->door_fd);
+	munmap(l, sizeof(*l));
+}
+
+/* Takes every connector waiting on the door and reads the requests that have come. */
+static void setup_drain(struct shm_listener *l)
+{
+	for (;;) {
+		int c = door_accept(l->door_fd);
+		if (c < 0)
+			break;
+		if (door_peer_allowed(c, l->options.allow_other_uids) < 0 ||
+		    l->npending == SHM_PENDING_MAX) {
+			close(c); /* the connector reads the closed door as a refusal */
+			continue;
+		}
+		for (size_t i = 0; i < SHM_PENDING_MAX; i++) {
+			if (l->pending[i].door_fd < 0) {
+				l->pending[i] = (struct shm_pending){ .door_fd = c, .since_ns = setup_now_ns() };
+				l->npending++;
+				break;
+			}
+		}
+	}
+	long long now = setup_now_ns();
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++) {
+		struct shm_pending *p = &l->pending[i];
+		if (p->door_fd < 0)
+			continue;
+		if (!p->have_request) {
+			struct door_message msg;
+			size_t n = 0;
+			int r = door_recv(p->door_fd, &msg, p->fds, 3, &n);
+			if (r == 0 && msg.type == DOOR_MESSAGE_REQUEST) {
+				p->request = msg.request;
+				p->have_request = true;
+			} else if (r == 0 || r != -EAGAIN) {
+				/* A message that lies, or a connector that left: refused, and on we go. */
+				if (r == 0)
+					for (size_t k = 0; k < n; k++)
+						close(p->fds[k]);
+				setup_pending_drop(l, p);
+				continue;
+			}
+		}
+		if (now - p->since_ns > SHM_PENDING_TTL_NS)
+			setup_pending_drop(l, p);
+	}
+}
+
+static void setup_answer(struct shm_pending *p, int status)
+{
+	struct door_message msg = { .type = DOOR_MESSAGE_ACCEPT };
+	memcpy(msg.accept.token, p->request.token, sizeof(msg.accept.token));
+	msg.accept.status = status;
+	msg.accept.ring_size = status == 0 ? p->request.ring_size : 0;
+	door_send(p->door_fd, &msg, NULL, 0);
+}
+
+int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *reason,
+		  size_t reason_size)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct door_address peer;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    door_address_from_sockaddr(&peer, (struct sockaddr *)&ss, sl) < 0) {
+		if (reason != NULL)
+			snprintf(reason, reason_size, "accepted socket has no peer address");
+		return -ENOTCONN;
+	}
+	setup_drain(l);
+	struct shm_pending *p = NULL;
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+		if (l->pending[i].door_fd >= 0 && l->pending[i].have_request &&
+		    door_address_equal(&l->pending[i].request.source, &peer)) {
+			p = &l->pending[i];
+			break;
+		}
+	if (p == NULL) {
+		if (reason != NULL)
+			snprintf(reason, reason_size, "no door request from peer: peer does not run viaudit");
+		return -ENOENT;
+	}
+
+	int err;
+	ssize_t size = shm_segment_size(p->request.ring_size);
+	const char *step = "segment size";
+	vi_shm_endpoint_init(conn, &l->options);
+	if (size < 0) {
+		err = (int)size;
+		goto refuse;
+	}
+	step = "memfd seals";
+	if ((err = memfd_seal_check(p->fds[DOOR_FD_MEMFD], (size_t)size)) < 0)
+		goto refuse;
+	step = "segment";
+	if ((err = vi_shm_endpoint_map(conn, p->fds[DOOR_FD_MEMFD], (size_t)size,
+				       SHM_SEGMENT_ACCEPTOR, false, 0)) < 0)
+		goto refuse;
+	struct shm_endpoint *e = &conn->shm;
+	e->wake_fd = p->fds[DOOR_FD_LISTENER_WAKE];
+	e->peer_wake_fd = p->fds[DOOR_FD_CONNECTOR_WAKE];
+	e->tx.wake_fd = e->rx.wake_fd = e->peer_wake_fd;
+	e->state = SHM_ACTIVE;
+	close(p->fds[DOOR_FD_MEMFD]);
+	p->have_request = false; /* the eventfds now belong to the endpoint */
+	setup_answer(p, 0);
+	close(p->door_fd);
+	p->door_fd = -1;
+	l->npending--;
+	return 0;
+
+refuse:
+	vi_shm_endpoint_release(conn);
+	setup_answer(p, -err);
+	setup_pending_drop(l, p);
+	if (reason != NULL)
+		snprintf(reason, reason_size, "door refused: bad %s (%s)", step, setup_errno_name(-err));
+	return err;
+}

@@ -18,6 +18,8 @@
 
 struct vi_interpose_hooks interpose_hooks;
 
+static void interpose_watch_forks(void);
+
 static void interpose_log_call(struct vsock *vs, int fd, const char *symbol, size_t len, long r)
 {
 	if (!vi_log_enabled(VI_LOG_CALLS))
@@ -458,6 +460,7 @@ static void interpose_adopt_stream(int fd, const struct vi_route_choice *choice,
 				   enum vi_proto proto, const struct vi_conn *conn, const char *reason)
 {
 	int saved = vi_libc_errno();
+	interpose_watch_forks();
 	struct vsock *vs = vsock_new(VSOCK_STREAM, choice, proto);
 	if (vs == NULL) {
 		struct vi_conn copy = *conn;
@@ -600,6 +603,31 @@ static void *const interpose_functions[VI_SYM_COUNT] = {
 void *vi_interpose_function(enum vi_symbol_id id)
 {
 	return interpose_functions[id];
+}
+
+static void interpose_mark_forked(int fd, struct vsock *vs)
+{
+	if (vs->kind == VSOCK_STREAM)
+		vi_shm_mark_forked(&vs->conn);
+}
+
+/*
+ * Runs in the parent before every fork() -- registered with the program's libc, so forks
+ * made by any object, and daemon(), are seen. Until connections are handed over to the
+ * child (the fork handoff), a session shared by two processes is ended by neither one's
+ * close: the peer learns of the end when the last copy of the kernel socket closes.
+ */
+static void interpose_before_fork(void)
+{
+	vsock_for_each(interpose_mark_forked);
+}
+
+/* Registers the fork hook with the program's libc, once, when the first virtual socket is made (the program is running by then). */
+static void interpose_watch_forks(void)
+{
+	static atomic_bool registered;
+	if (!atomic_exchange(&registered, true) && vi_libc.register_atfork != NULL)
+		vi_libc.register_atfork(interpose_before_fork, NULL, NULL, NULL);
 }
 
 int vi_interpose_init(const struct vi_interpose_hooks *hooks)

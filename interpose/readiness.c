@@ -75,20 +75,39 @@ static int poll_scan(struct pollfd *fds, nfds_t nfds)
 	return ready;
 }
 
-/* Asks the kernel about the plain fds only (timeout 0); returns how many are ready. */
+/* Asks the kernel about the plain fds only, in one poll(2) with timeout 0; returns how many are ready. */
 static int poll_plain_now(struct pollfd *fds, nfds_t nfds)
 {
+	struct pollfd stack[64];
+	nfds_t n = 0, i;
+	for (i = 0; i < nfds && n < 64; i++)
+		if (fds[i].fd < 0 || interpose_polled(fds[i].fd) == NULL)
+			stack[n++] = (struct pollfd){ .fd = fds[i].fd, .events = fds[i].events };
+	if (n == 0)
+		return 0;
+	if (i < nfds) {
+		/* More plain fds than fit here: ask about each on its own. */
+		int ready = 0;
+		for (i = 0; i < nfds; i++) {
+			if (fds[i].fd >= 0 && interpose_polled(fds[i].fd) != NULL)
+				continue;
+			fds[i].revents = 0;
+			if (fds[i].fd >= 0 && vi_libc.poll(&fds[i], 1, 0) < 0)
+				fds[i].revents = 0;
+			ready += fds[i].revents != 0;
+		}
+		return ready;
+	}
+	if (vi_libc.poll(stack, n, 0) < 0)
+		for (i = 0; i < n; i++)
+			stack[i].revents = 0;
 	int ready = 0;
-	for (nfds_t i = 0; i < nfds; i++) {
+	n = 0;
+	for (i = 0; i < nfds; i++) {
 		if (fds[i].fd >= 0 && interpose_polled(fds[i].fd) != NULL)
 			continue;
-		struct pollfd one = fds[i];
-		one.revents = 0;
-		if (fds[i].fd >= 0 && vi_libc.poll(&one, 1, 0) < 0)
-			one.revents = 0;
-		fds[i].revents = fds[i].fd >= 0 ? one.revents : 0;
-		if (fds[i].revents)
-			ready++;
+		fds[i].revents = stack[n++].revents;
+		ready += fds[i].revents != 0;
 	}
 	return ready;
 }
@@ -409,13 +428,22 @@ static bool vepoll_is_ours(const struct vepoll *v, uint64_t data)
 	return data - v->tag < VEPOLL_MAX;
 }
 
-static void vepoll_drop(int epfd, struct vepoll_entry *e)
+/*
+ * Forgets an entry. Its kernel registrations are removed only while the socket is still
+ * the one registered: once it was closed, the kernel dropped them itself, and the numbers
+ * may already name other descriptors of the program's in this very set.
+ */
+static void vepoll_drop(int epfd, struct vepoll_entry *e, bool live)
 {
-	if (e->kernel_wake >= 0)
-		vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->kernel_wake, NULL);
-	vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	if (live) {
+		if (e->kernel_wake >= 0)
+			vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->kernel_wake, NULL);
+		vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	}
 	e->fd = -1;
 }
+
+static bool vepoll_entry_live(const struct vepoll_entry *e);
 
 int vi_wrap_epoll_create(int size)
 {
@@ -485,7 +513,7 @@ int vi_wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		if (e == NULL)
 			r = -ENOENT;
 		else
-			vepoll_drop(epfd, e);
+			vepoll_drop(epfd, e, vepoll_entry_live(e));
 		break;
 	default:
 		r = -EINVAL;
@@ -510,7 +538,7 @@ static int vepoll_scan(int epfd, struct vepoll *v, struct epoll_event *out, int 
 		if (e->fd < 0 || e->disabled)
 			continue;
 		if (!vepoll_entry_live(e)) {
-			vepoll_drop(epfd, e); /* closed (or no longer virtual) behind our back */
+			vepoll_drop(epfd, e, false); /* closed behind our back */
 			continue;
 		}
 		uint32_t want = e->events | EPOLLERR | EPOLLHUP;
@@ -570,12 +598,17 @@ static bool vepoll_arm(int epfd, struct vepoll *v)
 		if (wake < 0)
 			return false;
 		if (wake != e->kernel_wake) {
+			/*
+			 * A new wake fd (the connector's door until the answer came, then its
+			 * eventfd). The old one is not deleted by number: the endpoint closed
+			 * it, which removed it from the set, and the number may be reused.
+			 */
 			struct epoll_event ke = { .events = EPOLLIN | EPOLLET, .data.u64 = v->tag + i };
-			if (e->kernel_wake >= 0)
-				vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->kernel_wake, NULL);
+			int saved = vi_libc_errno();
 			if (vi_libc.epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ke) < 0 &&
 			    vi_libc_errno() == EEXIST)
 				vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, wake, &ke);
+			vi_libc_set_errno(saved);
 			e->kernel_wake = wake;
 		}
 	}

@@ -20,6 +20,8 @@ struct vi_libc {
 	void *(*dlopen)(const char *file, int mode);
 	void *(*dlmopen)(Lmid_t lmid, const char *file, int mode);
 	void *(*dlsym)(void *handle, const char *name);
+	int (*register_atfork)(void (*prepare)(void), void (*parent)(void), void (*child)(void),
+			       void *dso_handle);
 };
 
 extern struct vi_libc vi_libc;

@@ -75,6 +75,7 @@ static bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 /* ---- the connector's wait for the listener's answer ---- */
 
 static int shm_flush_to_kernel(struct shm_endpoint *e, int fd);
+static void shm_release(struct shm_endpoint *e);
 
 /*
  * Reads the listener's answer if it came; with `timeout_ms` != 0 waits that long for it.
@@ -105,6 +106,7 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 	/* Refused: nothing was read from the ring, so it all goes to the kernel socket, in order. */
 	shm_flush_to_kernel(e, fd);
 	e->state = SHM_FALLBACK;
+	shm_release(e);
 	conn->ops = &vi_tcp_ops;
 	conn->transport = VI_TRANSPORT_TCP;
 	return 0;

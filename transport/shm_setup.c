@@ -16,7 +16,9 @@
  * connection on plain TCP: the connector moves what it had written into the kernel socket.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@ int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_s
 void vi_shm_endpoint_release(struct vi_conn *conn);
 
 /* Requests waiting for their TCP connection to be accepted. */
-#define SHM_PENDING_MAX 256
+#define SHM_PENDING_MAX 1024
 /* A request whose connection has not come after this long is dropped. */
 #define SHM_PENDING_TTL_NS (30LL * 1000000000LL)
 
@@ -52,6 +54,8 @@ struct shm_pending {
 
 struct shm_listener {
 	int door_fd;
+	struct door_address address; /* where the TCP listener is bound */
+	bool v6only;
 	struct shm_options options;
 	size_t npending;
 	struct shm_pending pending[SHM_PENDING_MAX];
@@ -77,6 +81,9 @@ static const char *setup_errno_name(int e)
 	case ECONNRESET: return "ECONNRESET";
 	case EADDRINUSE: return "EADDRINUSE";
 	case ENOENT: return "ENOENT";
+	case ETOOMANYREFS: return "ETOOMANYREFS";
+	case ENOBUFS: return "ENOBUFS";
+	case EPIPE: return "EPIPE";
 	default: return "error";
 	}
 }
@@ -232,6 +239,12 @@ int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *o
 	}
 	l->door_fd = door;
 	l->options = *options;
+	door_address_from_sockaddr(&l->address, (struct sockaddr *)&ss, sl);
+	int v6only = 0;
+	socklen_t ol = sizeof(v6only);
+	if (ss.ss_family == AF_INET6 &&
+	    getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &ol) == 0)
+		l->v6only = v6only != 0;
 	for (size_t i = 0; i < SHM_PENDING_MAX; i++)
 		l->pending[i].door_fd = -1;
 	*out = l;
@@ -350,6 +363,11 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 		err = (int)size;
 		goto refuse;
 	}
+	step = "destination";
+	if (!door_listener_serves(&l->address, l->v6only, &p->request.destination)) {
+		err = -EPROTO; /* a request for another listener's connection */
+		goto refuse;
+	}
 	step = "memfd seals";
 	if ((err = memfd_seal_check(p->fds[DOOR_FD_MEMFD], (size_t)size)) < 0)
 		goto refuse;
@@ -358,6 +376,13 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 				       SHM_SEGMENT_ACCEPTOR, false, 0)) < 0)
 		goto refuse;
 	struct shm_endpoint *e = &conn->shm;
+	/* The peer made these eventfds: make sure reading ours never blocks. */
+	step = "eventfds";
+	if (fcntl(p->fds[DOOR_FD_LISTENER_WAKE], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(p->fds[DOOR_FD_CONNECTOR_WAKE], F_SETFL, O_NONBLOCK) < 0) {
+		err = -errno;
+		goto refuse;
+	}
 	e->wake_fd = p->fds[DOOR_FD_LISTENER_WAKE];
 	e->peer_wake_fd = p->fds[DOOR_FD_CONNECTOR_WAKE];
 	e->tx.wake_fd = e->rx.wake_fd = e->peer_wake_fd;

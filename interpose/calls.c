@@ -75,7 +75,7 @@ static ssize_t conn_send(struct vsock *vs, int fd, const char *symbol, const voi
 ssize_t vi_wrap_read(int fd, void *buf, size_t count)
 {
 	struct vsock *vs = interpose_stream(fd);
-	if (vs == NULL)
+	if (vs == NULL || count == 0) /* the VFS answers a read of 0 bytes without TCP */
 		return vi_libc.read(fd, buf, count);
 	return conn_recv(vs, fd, "read", buf, count, 0);
 }
@@ -83,7 +83,7 @@ ssize_t vi_wrap_read(int fd, void *buf, size_t count)
 ssize_t vi_wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
 {
 	struct vsock *vs = interpose_stream(fd);
-	if (vs == NULL || count > buflen) /* libc reports the overflow and aborts */
+	if (vs == NULL || count > buflen || count == 0) /* libc reports an overflow and aborts */
 		return vi_libc.__read_chk(fd, buf, count, buflen);
 	return conn_recv(vs, fd, "read", buf, count, 0);
 }
@@ -131,6 +131,11 @@ ssize_t vi_wrap_readv(int fd, const struct iovec *iov, int iovcnt)
 		return vi_libc.readv(fd, iov, iovcnt);
 	if (iovcnt < 0 || iovcnt > IOV_MAX)
 		return interpose_return(-EINVAL);
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (total == 0)
+		return 0; /* as read of 0 bytes: the VFS answers without TCP */
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	return conn_recvmsg(vs, fd, "readv", &msg, 0);
 }

@@ -120,12 +120,17 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			const sigset_t *sigmask)
 {
 	long long spin_end = readiness_now_ns() + readiness_spin_ns();
+	unsigned turns = 0;
 	for (;;) {
 		int ready = poll_scan(fds, nfds);
 		if (ready > 0 || deadline == 0 || (deadline > 0 && readiness_now_ns() >= deadline))
 			return ready + poll_plain_now(fds, nfds);
-		if (readiness_now_ns() < spin_end)
+		if (readiness_now_ns() < spin_end) {
+			/* Every 64 turns, let a peer that shares this CPU run (see shm_ring_wait). */
+			if ((++turns & 63) == 0)
+				sched_yield();
 			continue;
+		}
 
 		/* Sleep: plain fds as given, and per virtual fd its wake fd and kernel socket. */
 		struct pollfd stack[256];
@@ -348,6 +353,8 @@ struct vepoll {
 	atomic_flag lock;
 	uint64_t tag; /* epoll_data of viaudit's own registrations: tag + entry index */
 	size_t n;     /* entries in use, some maybe free (fd -1) */
+	size_t cursor;  /* where the next scan starts, so every ready entry gets its turn */
+	unsigned turn;  /* odd turns ask the kernel first, so plain fds are not starved either */
 	struct vepoll_entry entries[VEPOLL_MAX];
 };
 
@@ -533,7 +540,9 @@ static bool vepoll_entry_live(const struct vepoll_entry *e)
 static int vepoll_scan(int epfd, struct vepoll *v, struct epoll_event *out, int max)
 {
 	int n = 0;
-	for (size_t i = 0; i < v->n && n < max; i++) {
+	size_t start = v->n > 0 ? v->cursor % v->n : 0;
+	for (size_t k = 0; k < v->n && n < max; k++) {
+		size_t i = (start + k) % v->n;
 		struct vepoll_entry *e = &v->entries[i];
 		if (e->fd < 0 || e->disabled)
 			continue;
@@ -563,6 +572,7 @@ static int vepoll_scan(int epfd, struct vepoll *v, struct epoll_event *out, int 
 		out[n].events = ready;
 		out[n].data = e->data;
 		n++;
+		v->cursor = i + 1;
 		if (e->events & EPOLLONESHOT)
 			e->disabled = true;
 	}
@@ -629,9 +639,23 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 {
 	long long deadline = deadline_from_ms(timeout);
 	long long spin_end = readiness_now_ns() + readiness_spin_ns();
+	unsigned turns = 0;
+	bool kernel_first = (v->turn++ & 1) != 0;
 	for (;;) {
+		int n = 0;
+		if (kernel_first) {
+			/* Once per call, on odd turns: plain fds first, then virtual ones. */
+			kernel_first = false;
+			int k = vi_libc.epoll_wait(epfd, events, maxevents, 0);
+			vepoll_lock(v);
+			n = k > 0 ? vepoll_filter(v, events, k) : 0;
+			n += vepoll_scan(epfd, v, events + n, maxevents - n);
+			vepoll_unlock(v);
+			if (n > 0)
+				return n;
+		}
 		vepoll_lock(v);
-		int n = vepoll_scan(epfd, v, events, maxevents);
+		n = vepoll_scan(epfd, v, events, maxevents);
 		vepoll_unlock(v);
 		bool expired = deadline == 0 || (deadline > 0 && readiness_now_ns() >= deadline);
 		if (n > 0 || expired) {
@@ -642,8 +666,11 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 			}
 			return n;
 		}
-		if (readiness_now_ns() < spin_end)
+		if (readiness_now_ns() < spin_end) {
+			if ((++turns & 63) == 0)
+				sched_yield();
 			continue;
+		}
 		vepoll_lock(v);
 		bool sleep = vepoll_arm(epfd, v);
 		vepoll_unlock(v);

@@ -8,6 +8,8 @@
  * its socket, so ours reports RDHUP while the ring is still open.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -65,10 +67,26 @@ static bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 	if (!force && now < e->next_liveness_ns)
 		return false;
 	e->next_liveness_ns = now + SHM_LIVENESS_MS * 1000000LL;
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
-	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0 &&
-	    !shm_ring_peer_closed(&e->rx))
-		e->peer_gone = true;
+	/*
+	 * The TCP state, not poll's RDHUP: RDHUP is also what our own SHUT_RD shows. A FIN
+	 * or RST from the peer's kernel moves the state past ESTABLISHED / FIN_WAIT.
+	 */
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 || len < 1)
+		return false;
+	switch (info.tcpi_state) {
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSE:
+	case TCP_CLOSING:
+	case TCP_TIME_WAIT:
+		if (!shm_ring_peer_closed(&e->rx))
+			e->peer_gone = true;
+		break;
+	default:
+		break;
+	}
 	return e->peer_gone;
 }
 
@@ -90,25 +108,40 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 		struct pollfd p = { .fd = e->door_fd, .events = POLLIN };
 		poll(&p, 1, timeout_ms);
 	}
+	/* Threads reading and writing at once may all get here: one settles, under the lock. */
+	shm_lock(&e->settle_lock);
+	if (e->state != SHM_PENDING) {
+		shm_unlock(&e->settle_lock);
+		return 0;
+	}
 	struct door_message msg;
 	size_t nfds = 0;
 	int r = door_recv(e->door_fd, &msg, NULL, 0, &nfds);
-	if (r == -EAGAIN)
+	if (r == -EAGAIN) {
+		shm_unlock(&e->settle_lock);
 		return 0;
+	}
 	int status = r < 0 ? -r : msg.type != DOOR_MESSAGE_ACCEPT ? EPROTO
 				      : -door_accept_check(&e->request, &msg.accept);
 	close(e->door_fd);
 	e->door_fd = -1;
 	if (status == 0) {
 		e->state = SHM_ACTIVE;
+		shm_unlock(&e->settle_lock);
 		return 0;
 	}
-	/* Refused: nothing was read from the ring, so it all goes to the kernel socket, in order. */
+	/*
+	 * Refused: nothing was read from the ring, so it all goes to the kernel socket, in
+	 * order. The writer lock keeps a concurrent send out of the ring meanwhile.
+	 */
+	shm_lock(&e->tx_lock);
 	shm_flush_to_kernel(e, fd);
-	e->state = SHM_FALLBACK;
-	shm_release(e);
 	conn->ops = &vi_tcp_ops;
 	conn->transport = VI_TRANSPORT_TCP;
+	e->state = SHM_FALLBACK;
+	shm_unlock(&e->tx_lock);
+	shm_unlock(&e->settle_lock);
+	/* The mapping stays until close: another thread may still be looking at the rings. */
 	return 0;
 }
 
@@ -142,6 +175,27 @@ static int shm_flush_to_kernel(struct shm_endpoint *e, int fd)
 }
 
 /* ---- data ---- */
+
+/* Whether the connection was reset: by either side's close with unread bytes, or a bad counter. */
+static bool shm_is_reset(const struct shm_endpoint *e)
+{
+	return atomic_load_explicit(e->rx.reset, memory_order_acquire) != 0 || e->rx.broken ||
+	       e->tx.broken || shm_ring_peer_aborted(&e->rx);
+}
+
+/*
+ * A reset is reported once, as ECONNRESET, by whichever call sees it first (a read, a
+ * write, or SO_ERROR); afterwards reads see EOF and writes EPIPE, as on a TCP socket after
+ * an RST. Returns the error the calling read (`is_write` false) or write should return.
+ */
+static ssize_t shm_reset_result(struct shm_endpoint *e, bool is_write)
+{
+	if (!e->reset_reported) {
+		e->reset_reported = true;
+		return -ECONNRESET;
+	}
+	return is_write ? -EPIPE : 0;
+}
 
 static size_t shm_iov_total(const struct iovec *iov, size_t n)
 {
@@ -187,12 +241,21 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 	msg->msg_controllen = 0;
 	msg->msg_flags = 0;
 	if (e->shut_rd)
-		return 0;
+		dontwait = true; /* Linux still hands over queued bytes after SHUT_RD, then EOF */
 	bool peek = (flags & MSG_PEEK) != 0;
 	bool waitall = (flags & MSG_WAITALL) != 0 && !peek;
 	size_t want = shm_iov_total(msg->msg_iov, msg->msg_iovlen);
-	if (want == 0)
+	if (want == 0) {
+		/* As TCP: 0 once something (or EOF) is there, else EAGAIN or a wait for it. */
+		while (!shm_ring_ready(&e->rx) && !shm_peer_gone(e, fd, false)) {
+			if (dontwait)
+				return -EAGAIN;
+			int w = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
+			if (w == -EINTR)
+				return -EINTR;
+		}
 		return 0;
+	}
 	size_t done = 0;
 	struct iovec scratch[64];
 	for (;;) {
@@ -209,10 +272,14 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 		}
 		if (r == 0)
 			return (ssize_t)done; /* EOF */
+		if (r == -ECONNRESET)
+			return done > 0 ? (ssize_t)done : shm_reset_result(e, false);
 		if (r != -EAGAIN)
 			return done > 0 ? (ssize_t)done : r;
 		if (shm_peer_gone(e, fd, false))
 			return (ssize_t)done; /* the peer died: EOF after what it had written */
+		if (e->shut_rd)
+			return (ssize_t)done;
 		if (dontwait)
 			return done > 0 ? (ssize_t)done : -EAGAIN;
 		r = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
@@ -275,6 +342,8 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 		}
 		if (done > 0)
 			return (ssize_t)done;
+		if (r == -ECONNRESET || (r == -EPIPE && shm_ring_peer_aborted(&e->rx)))
+			r = shm_reset_result(e, true);
 		if (r == -EPIPE && (flags & MSG_NOSIGNAL) == 0)
 			shm_raise_sigpipe();
 		return r;
@@ -304,6 +373,11 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 
 /* ---- readiness ---- */
 
+/*
+ * The events the kernel's tcp_poll would give: RDHUP and IN once the receive side is shut
+ * (the peer's FIN, our SHUT_RD, a dead peer), HUP once both sides are, ERR while a reset is
+ * not yet reported.
+ */
 static int shm_poll(struct vi_conn *conn, int fd)
 {
 	struct shm_endpoint *e = &conn->shm;
@@ -311,22 +385,20 @@ static int shm_poll(struct vi_conn *conn, int fd)
 		shm_settle(conn, fd, 0);
 	if (e->state == SHM_FALLBACK)
 		return -1;
-	int ev = 0;
 	if (e->state == SHM_PENDING)
 		return shm_ring_ready(&e->tx) ? POLLOUT : 0;
-	if (*e->rx.reset != 0 || e->rx.broken || e->tx.broken)
-		return POLLIN | POLLOUT | POLLERR | POLLHUP;
-	bool rd_closed = shm_ring_peer_closed(&e->rx);
-	if (shm_ring_ready(&e->rx) || e->shut_rd)
-		ev |= POLLIN;
-	if (rd_closed)
+	if (shm_is_reset(e))
+		return POLLIN | POLLOUT | POLLHUP | POLLRDHUP | (e->reset_reported ? 0 : POLLERR);
+	int ev = 0;
+	bool rcv_shut = shm_ring_peer_closed(&e->rx) || e->shut_rd || e->peer_gone;
+	if (rcv_shut)
 		ev |= POLLIN | POLLRDHUP;
+	if (shm_ring_ready(&e->rx))
+		ev |= POLLIN;
 	if (shm_ring_ready(&e->tx) || e->shut_wr)
 		ev |= POLLOUT;
-	if (rd_closed && (e->shut_wr || shm_ring_peer_closed(&e->tx)))
+	if (rcv_shut && e->shut_wr)
 		ev |= POLLHUP;
-	if (e->peer_gone)
-		ev |= POLLIN | POLLRDHUP | POLLOUT;
 	return ev;
 }
 
@@ -389,10 +461,8 @@ static int shm_readable(struct vi_conn *conn, int fd)
 static int shm_take_error(struct vi_conn *conn, int fd)
 {
 	struct shm_endpoint *e = &conn->shm;
-	if (e->state == SHM_ACTIVE && (*e->rx.reset != 0 || e->rx.broken || e->tx.broken)) {
-		if (e->peer_gone)
-			return 0;
-		e->peer_gone = true; /* reported once, as the kernel does */
+	if (e->state == SHM_ACTIVE && shm_is_reset(e) && !e->reset_reported) {
+		e->reset_reported = true;
 		return ECONNRESET;
 	}
 	return 0;
@@ -416,9 +486,13 @@ static void shm_destroy(struct vi_conn *conn)
 {
 	struct shm_endpoint *e = &conn->shm;
 	if (e->base != NULL && !e->shared_by_fork && e->state != SHM_FALLBACK) {
-		/* Closing with unread bytes resets the connection, as TCP sends RST. */
+		/*
+		 * Closing with unread bytes resets the connection, as TCP sends RST: the peer
+		 * reads what was already sent, then ECONNRESET; its writes fail.
+		 */
 		if (shm_ring_readable(&e->rx) > 0) {
-			shm_ring_reset(&e->rx);
+			shm_ring_abort(&e->tx);
+			shm_ring_close(&e->rx);
 		} else {
 			shm_ring_close(&e->tx);
 			shm_ring_close(&e->rx);
@@ -483,6 +557,12 @@ void vi_shm_endpoint_release(struct vi_conn *conn)
 {
 	shm_release(&conn->shm);
 	conn->ops = NULL;
+}
+
+void vi_shm_release_fallback(struct vi_conn *conn)
+{
+	if (conn->shm.base != NULL)
+		shm_release(&conn->shm);
 }
 
 void vi_shm_mark_forked(struct vi_conn *conn)

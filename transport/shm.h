@@ -30,6 +30,7 @@ struct shm_endpoint {
 	size_t size;
 	struct shm_ring tx, rx;
 	atomic_flag tx_lock, rx_lock; /* one writer and one reader at a time */
+	atomic_flag settle_lock;      /* one thread reads the listener's answer */
 	int door_fd;                  /* connector, while pending: its door connection */
 	int wake_fd;                  /* this side's eventfd: the peer writes it to wake poll/epoll */
 	int peer_wake_fd;             /* the peer's eventfd */
@@ -38,6 +39,7 @@ struct shm_endpoint {
 	bool shut_rd;
 	bool shut_wr;
 	bool peer_gone;         /* the kernel socket closed without the ring being closed */
+	bool reset_reported;    /* ECONNRESET was returned once: now reads see EOF, writes EPIPE */
 	bool shared_by_fork;    /* a fork copied it: closing one copy must not end the session */
 	long long next_liveness_ns;
 	unsigned long long bytes_in, bytes_out;

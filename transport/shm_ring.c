@@ -1,5 +1,6 @@
 /* The shared-memory byte ring of the same-host transport: lock-free, no system call per message, safe against a hostile peer. */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <string.h>
 #include <time.h>
@@ -242,14 +243,16 @@ ssize_t shm_ring_readv(struct shm_ring *ring, const struct iovec *iov, int iovcn
 	if (fill == 0) {
 		/* Acquire: pairs with the release store of writer_closed in shm_ring_close(), so
 		 * the head stored before the flag is visible to the reload below. */
-		if (atomic_load_explicit(&ring->shared->writer_closed, memory_order_acquire) == 0)
+		uint32_t closed = atomic_load_explicit(&ring->shared->writer_closed,
+						       memory_order_acquire);
+		if (closed == 0)
 			return -EAGAIN;
 		r = shm_ring_load_head(ring);
 		if (r < 0)
 			return r;
 		fill = ring->head - ring->tail;
 		if (fill == 0)
-			return 0;
+			return closed == SHM_RING_ABORTED ? -ECONNRESET : 0;
 	}
 
 	size_t n = (size_t)shm_min((uint64_t)total, fill);
@@ -336,6 +339,23 @@ int shm_ring_close(struct shm_ring *ring)
 	return shm_ring_notify(ring);
 }
 
+int shm_ring_abort(struct shm_ring *ring)
+{
+	if (ring->role != SHM_RING_PRODUCER)
+		return -EINVAL;
+	ring->closed = true;
+	/* Release: pairs with the acquire loads in shm_ring_readv() and shm_ring_peer_closed(). */
+	atomic_store_explicit(&ring->shared->writer_closed, SHM_RING_ABORTED, memory_order_release);
+	return shm_ring_notify(ring);
+}
+
+bool shm_ring_peer_aborted(const struct shm_ring *ring)
+{
+	return ring->role == SHM_RING_CONSUMER &&
+	       atomic_load_explicit(&ring->shared->writer_closed, memory_order_acquire) ==
+		       SHM_RING_ABORTED;
+}
+
 void shm_ring_reset(struct shm_ring *ring)
 {
 	shm_ring_fail(ring, "reset by this side");
@@ -406,11 +426,17 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 			shm_cpu_relax();
 			if (shm_ring_ready(ring))
 				return 0;
-			/* The clock is a vDSO call, cheap but not free: look every 64 turns. */
+			/*
+			 * The clock is a vDSO call, cheap but not free: look every 64 turns. Then
+			 * also yield: if the peer shares this CPU (a loaded 2-CPU machine), it
+			 * runs now instead of after our whole spin; on an idle CPU sched_yield
+			 * returns at once. A peer that answers within 64 turns costs no syscall.
+			 */
 			if ((i & 63) == 0) {
 				now = shm_now_ns();
 				if (now >= spin_end || now >= deadline)
 					break;
+				sched_yield();
 			}
 		}
 	}

@@ -135,6 +135,18 @@ bool shm_ring_peer_closed(const struct shm_ring *ring);
  */
 int shm_ring_close(struct shm_ring *ring);
 
+/* writer_closed value of a producer that closed with a reset (TCP's RST after its data). */
+#define SHM_RING_ABORTED 2u
+
+/*
+ * Producer: closes its half with a reset: the consumer reads the bytes already written,
+ * then -ECONNRESET instead of EOF. Returns 0 or -errno.
+ */
+int shm_ring_abort(struct shm_ring *ring);
+
+/* Consumer: whether the producer closed its half with shm_ring_abort. */
+bool shm_ring_peer_aborted(const struct shm_ring *ring);
+
 /* Fails the connection (both directions, both processes) with ECONNRESET and wakes every sleeper. */
 void shm_ring_reset(struct shm_ring *ring);
 

@@ -19,6 +19,8 @@ static int tcp_shutdown(struct vi_conn *conn, int fd, int how)
 
 static void tcp_destroy(struct vi_conn *conn)
 {
+	/* A connector refused by the listener kept its segment mapped until now. */
+	vi_shm_release_fallback(conn);
 }
 
 const struct vi_endpoint_ops vi_tcp_ops = {
@@ -31,6 +33,7 @@ const struct vi_endpoint_ops vi_tcp_ops = {
 
 int vi_tcp_attach(struct vi_conn *conn, int fd)
 {
+	conn->shm.base = NULL; /* nothing of a same-host endpoint to release at close */
 	conn->ops = &vi_tcp_ops;
 	conn->transport = VI_TRANSPORT_TCP;
 	return 0;

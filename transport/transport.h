@@ -96,6 +96,9 @@ void vi_shm_listener_close(struct shm_listener *listener);
 int vi_shm_accept(struct shm_listener *listener, struct vi_conn *conn, int fd, char *reason,
 		  size_t reason_size);
 
+/* A connection that fell back from shm to tcp: releases its mapping and eventfds (at close). */
+void vi_shm_release_fallback(struct vi_conn *conn);
+
 /* Called in the parent before fork(): sessions now shared with a child are not ended by one copy's close. */
 void vi_shm_mark_forked(struct vi_conn *conn);
 

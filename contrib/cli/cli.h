@@ -17,5 +17,12 @@ enum cli_status {
 int cli_run(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_explain(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+
+/*
+ * run.c: finds libviaudit.so as `viaudit run` does and stores its absolute path in `module`
+ * (PATH_MAX bytes). Prints why on failure. Returns 0, or -errno.
+ */
+int run_find_module(char *module);
 
 #endif

@@ -99,7 +99,7 @@ static bool run_dir_is_bindir(const char *dir, char *prefix)
  * else, for the command in a build tree (BUILD/contrib/cli/viaudit), BUILD/audit/.
  * Prints why on failure. Returns 0, or -errno.
  */
-static int run_find_module(char *module)
+int run_find_module(char *module)
 {
 	const char *env = getenv("VIAUDIT_MODULE");
 	if (env && env[0]) {

@@ -63,6 +63,7 @@ int audit_find_libc(struct audit_object *libc)
 		{ "dlmopen", offsetof(struct vi_libc, dlmopen) },
 		{ "dlsym", offsetof(struct vi_libc, dlsym) },
 		{ "__register_atfork", offsetof(struct vi_libc, register_atfork) },
+		{ "__libc_single_threaded", offsetof(struct vi_libc, single_threaded) },
 	};
 	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
 		const ElfW(Sym) *sym = elf_dynamic_lookup(&libc->dyn, extra[i].name);

@@ -81,6 +81,17 @@ static inline uint32_t futex_sem_waiters(struct futex_sem *sem)
 	return atomic_load_explicit(&sem->waiting, memory_order_relaxed);
 }
 
+/*
+ * The waker's check when its publication was itself a seq_cst store (an x86 xchg, an
+ * aarch64 stlr): that store orders like the fence above, so a seq_cst load suffices and
+ * the data path pays one barrier per message instead of two.
+ */
+static inline uint32_t futex_sem_waiters_after_seq_cst(struct futex_sem *sem)
+{
+	/* Partner: the fence in futex_sem_prepare() / futex_sem_arm_eventfd(). */
+	return atomic_load_explicit(&sem->waiting, memory_order_seq_cst);
+}
+
 /* Bumps seq and wakes its sleepers. Returns how many were woken, or -errno. */
 int futex_sem_post(struct futex_sem *sem);
 

@@ -22,6 +22,8 @@ struct vi_libc {
 	void *(*dlsym)(void *handle, const char *name);
 	int (*register_atfork)(void (*prepare)(void), void (*parent)(void), void (*child)(void),
 			       void *dso_handle);
+	/* The program's libc's __libc_single_threaded: nonzero until a second thread is made. */
+	const char *single_threaded;
 };
 
 extern struct vi_libc vi_libc;
@@ -38,6 +40,15 @@ static inline int vi_libc_errno(void)
 static inline void vi_libc_set_errno(int e)
 {
 	*vi_libc.errno_location() = e;
+}
+
+/*
+ * Whether the program has only ever had one thread (then locks guarding against a second
+ * one can be skipped). Once false it stays false.
+ */
+static inline int vi_libc_single_threaded(void)
+{
+	return vi_libc.single_threaded != NULL && *(const volatile char *)vi_libc.single_threaded;
 }
 
 /* Converts a libc-style result (-1 + program errno) into >= 0 or -errno. */

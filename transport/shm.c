@@ -41,6 +41,24 @@ static void shm_unlock(atomic_flag *lock)
 	atomic_flag_clear_explicit(lock, memory_order_release);
 }
 
+/*
+ * The data path's lock: a program with one thread (as most servers and every benchmark
+ * client) cannot race itself, so it skips the atomic. Returns whether it locked.
+ */
+static inline bool shm_data_lock(atomic_flag *lock)
+{
+	if (vi_libc_single_threaded())
+		return false;
+	shm_lock(lock);
+	return true;
+}
+
+static inline void shm_data_unlock(atomic_flag *lock, bool locked)
+{
+	if (locked)
+		shm_unlock(lock);
+}
+
 static long long shm_now_ns(void)
 {
 	struct timespec ts;
@@ -259,10 +277,15 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 	size_t done = 0;
 	struct iovec scratch[64];
 	for (;;) {
-		int n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
-		shm_lock(&e->rx_lock);
-		ssize_t r = shm_ring_readv(&e->rx, scratch, n, peek ? SHM_RING_PEEK : 0);
-		shm_unlock(&e->rx_lock);
+		const struct iovec *iov = msg->msg_iov;
+		int n = (int)msg->msg_iovlen;
+		if (done > 0 || n > 64) {
+			n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
+			iov = scratch;
+		}
+		bool locked = shm_data_lock(&e->rx_lock);
+		ssize_t r = shm_ring_readv(&e->rx, iov, n, peek ? SHM_RING_PEEK : 0);
+		shm_data_unlock(&e->rx_lock, locked);
 		if (r > 0) {
 			done += (size_t)r;
 			e->bytes_in += (size_t)r;
@@ -276,12 +299,16 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 			return done > 0 ? (ssize_t)done : shm_reset_result(e, false);
 		if (r != -EAGAIN)
 			return done > 0 ? (ssize_t)done : r;
-		if (shm_peer_gone(e, fd, false))
-			return (ssize_t)done; /* the peer died: EOF after what it had written */
 		if (e->shut_rd)
 			return (ssize_t)done;
-		if (dontwait)
+		if (dontwait) {
+			/* A non-blocking caller never waits here, so it looks for a dead peer (rate-limited). */
+			if (shm_peer_gone(e, fd, false))
+				return (ssize_t)done; /* EOF after what the peer had written */
 			return done > 0 ? (ssize_t)done : -EAGAIN;
+		}
+		if (e->peer_gone)
+			return (ssize_t)done;
 		r = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
 		if (r == -EINTR)
 			return done > 0 ? (ssize_t)done : -EINTR;
@@ -310,10 +337,15 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 		if (e->shut_wr || e->peer_gone) {
 			r = -EPIPE;
 		} else {
-			int n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
-			shm_lock(&e->tx_lock);
-			r = want == 0 ? 0 : shm_ring_writev(&e->tx, scratch, n);
-			shm_unlock(&e->tx_lock);
+			const struct iovec *iov = msg->msg_iov;
+			int n = (int)msg->msg_iovlen;
+			if (done > 0 || n > 64) {
+				n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
+				iov = scratch;
+			}
+			bool locked = shm_data_lock(&e->tx_lock);
+			r = want == 0 ? 0 : shm_ring_writev(&e->tx, iov, n);
+			shm_data_unlock(&e->tx_lock, locked);
 		}
 		if (r > 0) {
 			done += (size_t)r;

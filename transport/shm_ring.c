@@ -176,6 +176,9 @@ static inline int shm_ring_check_producer(struct shm_ring *ring)
 }
 
 /* Returns bytes written, -EAGAIN, -EPIPE, -ECONNRESET or -EINVAL. */
+static int shm_ring_wake(struct shm_ring *ring, struct futex_sem *sem, uint32_t waiting);
+static int shm_ring_notify_published(struct shm_ring *ring);
+
 ssize_t shm_ring_writev(struct shm_ring *ring, const struct iovec *iov, int iovcnt)
 {
 	int r = shm_ring_check_producer(ring);
@@ -207,10 +210,11 @@ ssize_t shm_ring_writev(struct shm_ring *ring, const struct iovec *iov, int iovc
 		left -= chunk;
 	}
 	ring->head += n;
-	/* Release: pairs with the acquire load of head in shm_ring_load_head(): the bytes
-	 * copied above are visible to a consumer that sees the new head. */
-	atomic_store_explicit(&ring->shared->head, ring->head, memory_order_release);
-	shm_ring_notify(ring);
+	/* Seq_cst (at least release): pairs with the acquire load of head in
+	 * shm_ring_load_head(), so the bytes copied above are visible to a consumer that sees
+	 * the new head; and being seq_cst it is also the waker's fence of futex_sem.h. */
+	atomic_store_explicit(&ring->shared->head, ring->head, memory_order_seq_cst);
+	shm_ring_notify_published(ring);
 	return (ssize_t)n;
 }
 
@@ -270,8 +274,8 @@ ssize_t shm_ring_readv(struct shm_ring *ring, const struct iovec *iov, int iovcn
 		ring->tail += n;
 		/* Release: pairs with the acquire load of tail in shm_ring_load_tail(): our
 		 * copies out are done before the producer may overwrite the space. */
-		atomic_store_explicit(&ring->shared->tail, ring->tail, memory_order_release);
-		shm_ring_notify(ring);
+		atomic_store_explicit(&ring->shared->tail, ring->tail, memory_order_seq_cst);
+		shm_ring_notify_published(ring);
 	}
 	return (ssize_t)n;
 }
@@ -383,6 +387,17 @@ static int shm_ring_wake(struct shm_ring *ring, struct futex_sem *sem, uint32_t 
 }
 
 /* Returns 0 or -errno. */
+/* shm_ring_notify after a seq_cst publication (see futex_sem_waiters_after_seq_cst). */
+static int shm_ring_notify_published(struct shm_ring *ring)
+{
+	struct futex_sem *sem = ring->role == SHM_RING_PRODUCER ? &ring->shared->readable
+								: &ring->shared->writable;
+	uint32_t waiting = futex_sem_waiters_after_seq_cst(sem);
+	if (waiting == 0)
+		return 0;
+	return shm_ring_wake(ring, sem, waiting);
+}
+
 int shm_ring_notify(struct shm_ring *ring)
 {
 	/* The peer waits on the other side's condition: a consumer for bytes, a producer for space. */
@@ -418,6 +433,14 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 	if (timeout_ms == 0)
 		return -ETIMEDOUT;
 
+	if (spin_us > 0) {
+		/* A peer that answers within a few hundred nanoseconds costs not even a clock read. */
+		for (int i = 0; i < 64; i++) {
+			shm_cpu_relax();
+			if (shm_ring_ready(ring))
+				return 0;
+		}
+	}
 	int64_t now = shm_now_ns();
 	int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + (int64_t)timeout_ms * 1000000;
 	if (spin_us > 0) {

@@ -6,6 +6,7 @@
 #include <log.h>
 
 #include "audit.h"
+#include "trace_closure.h"
 
 struct audit_state audit = { .objects_lock = ATOMIC_FLAG_INIT };
 
@@ -25,10 +26,13 @@ __attribute__((visibility("default"))) unsigned int la_version(unsigned int vers
 		hooks.shm.spin_us = set->spin_us;
 		hooks.shm.allow_other_uids = set->allow_other_uids;
 	}
-	if (audit.enabled && vi_interpose_init(&hooks) < 0) {
+	if (audit.routing && vi_interpose_init(&hooks) < 0) {
 		vi_log_line("cannot reserve the virtual socket table: nothing is rebound");
-		audit.enabled = false;
+		audit.routing = false;
+		audit.enabled = audit_trace_active();
 	}
+	/* A traced call on a virtual socket says which transport served it. */
+	trace_output.describe_fd = audit.routing ? vi_interpose_describe_fd : NULL;
 	return LAV_CURRENT;
 }
 
@@ -44,7 +48,9 @@ static bool audit_is_loader_or_vdso(const struct link_map *map)
 /*
  * BINDFROM for every object of the base namespace (fd calls are rebound in all of them,
  * since a virtual socket can be handed to any library), BINDTO for libc.so.6 only, so that
- * la_symbind64 sees exactly the bindings of program objects to libc.
+ * la_symbind64 sees exactly the bindings of program objects to libc -- unless a trace rule
+ * names a symbol outside the socket table (SSL_read), which any object may define: then
+ * every object is BINDTO, which costs start-up time only.
  */
 __attribute__((visibility("default"))) unsigned int la_objopen(struct link_map *map, Lmid_t lmid,
 							      uintptr_t *cookie)
@@ -69,14 +75,14 @@ __attribute__((visibility("default"))) unsigned int la_objopen(struct link_map *
 		}
 		return LA_FLG_BINDTO;
 	}
-	obj->may_route = vi_policy_may_route(audit.policy, audit.program, &obj->vi);
+	obj->may_route = audit.routing && vi_policy_may_route(audit.policy, audit.program, &obj->vi);
 	for (size_t i = 0; i < audit.policy->nroutes; i++)
 		if (vi_caller_matches(&audit.policy->routes[i].caller, &obj->vi))
 			audit.route_caller_used[i] = true;
 	if (vi_log_enabled(VI_LOG_DEBUG))
 		vi_log_line("debug: object %s (%s)%s", obj->display, obj->vi.path,
 			    obj->may_route ? ": creation calls may be routed" : "");
-	return LA_FLG_BINDFROM;
+	return LA_FLG_BINDFROM | (audit_trace_binds_to_all() ? LA_FLG_BINDTO : 0);
 }
 
 __attribute__((visibility("default"))) unsigned int la_objclose(uintptr_t *cookie)
@@ -113,6 +119,7 @@ __attribute__((visibility("default"))) void la_activity(uintptr_t *cookie, unsig
 	audit.startup_done = true;
 	audit_got_patch_all();
 	audit_warn_unused_callers();
+	audit_trace_startup_done();
 }
 
 __attribute__((visibility("default"))) uintptr_t la_symbind64(Elf64_Sym *sym, unsigned int ndx,
@@ -121,8 +128,10 @@ __attribute__((visibility("default"))) uintptr_t la_symbind64(Elf64_Sym *sym, un
 {
 	struct audit_object *ref = (struct audit_object *)*refcook;
 	struct audit_object *def = (struct audit_object *)*defcook;
-	if (!audit.enabled || ref == NULL || def == NULL || !def->is_libc)
+	if (!audit.enabled || ref == NULL || def == NULL)
 		return sym->st_value;
 	const char *how = (*flags & LA_SYMB_DLSYM) ? "dlsym" : "plt";
+	if (!def->is_libc)
+		return audit_trace_wrap(ref, symname, sym->st_value, how);
 	return audit_bind(ref, symname, sym->st_value, how);
 }

@@ -25,7 +25,8 @@ struct audit_object {
 };
 
 struct audit_state {
-	bool enabled;               /* a valid policy that can route something */
+	bool enabled;               /* a valid policy that routes or traces something */
+	bool routing;               /* it routes something: socket calls are rebound */
 	struct vi_policy *policy;
 	char program[NAME_MAX + 1]; /* basename of the executable, for `program` globs */
 	char exe_path[PATH_MAX];
@@ -44,6 +45,8 @@ void audit_config_load(void);
 /* objects.c */
 struct audit_object *audit_object_add(struct link_map *map);
 struct audit_object *audit_object_by_address(const void *pc);
+/* The object a call came from: by its return address, or, from a traced call, the traced caller. */
+struct audit_object *audit_object_of_caller(const void *pc);
 void audit_objects_lock(void);
 void audit_objects_unlock(void);
 
@@ -58,6 +61,21 @@ void audit_route(const void *caller_pc, enum vi_proto proto, const struct sockad
 
 /* got.c: rewrites the GLOB_DAT slots of every object not yet patched. */
 void audit_got_patch_all(void);
+
+/* trace.c: the policy's `trace` rules (with the `trace` log category; see trace.c). */
+/* Sets tracing up after the policy `policy_path` is loaded: prototypes, warnings. */
+void audit_trace_setup(const char *policy_path);
+/* Whether trace rules apply to this program (the module must watch its objects). */
+bool audit_trace_active(void);
+/* Whether some traced symbol is not a socket function, so every object must be BINDTO. */
+bool audit_trace_binds_to_all(void);
+/* Whether a binding of `symname` by `obj` is traced. */
+bool audit_trace_wants(const struct audit_object *obj, const char *symname);
+/* What to bind instead of `target`: a trace closure when traced, else `target` itself. */
+uintptr_t audit_trace_wrap(struct audit_object *obj, const char *symname, uintptr_t target,
+			   const char *how);
+/* Warns about traced symbols and callers that nothing loaded at start-up matches. */
+void audit_trace_startup_done(void);
 
 /* dlopen.c: replacements for dlopen and dlmopen that patch what they loaded. */
 void *audit_dlopen(const char *file, int mode);

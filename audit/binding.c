@@ -98,8 +98,9 @@ static uintptr_t binding_hook(const char *symname)
 	return 0;
 }
 
-uintptr_t audit_bind(struct audit_object *obj, const char *symname, uintptr_t real,
-		     const char *how)
+/* What routing makes of the binding: libc's function (`real`) or viaudit's. */
+static uintptr_t binding_route(struct audit_object *obj, const char *symname, uintptr_t real,
+			       const char *how)
 {
 	uintptr_t hook = binding_hook(symname);
 	if (hook != 0) {
@@ -108,6 +109,8 @@ uintptr_t audit_bind(struct audit_object *obj, const char *symname, uintptr_t re
 				    symname, how);
 		return hook;
 	}
+	if (!audit.routing)
+		return real; /* tracing only */
 	int id = binding_symbol_id(symname);
 	if (id < 0)
 		return real;
@@ -132,10 +135,17 @@ uintptr_t audit_bind(struct audit_object *obj, const char *symname, uintptr_t re
 	return (uintptr_t)vi_interpose_function((enum vi_symbol_id)id);
 }
 
+uintptr_t audit_bind(struct audit_object *obj, const char *symname, uintptr_t real,
+		     const char *how)
+{
+	/* Tracing wraps whatever routing chose, so a traced call is also a routed one. */
+	return audit_trace_wrap(obj, symname, binding_route(obj, symname, real, how), how);
+}
+
 void audit_route(const void *caller_pc, enum vi_proto proto, const struct sockaddr *addr,
 		 socklen_t addrlen, bool is_bind, struct vi_route_choice *out)
 {
-	struct audit_object *obj = audit_object_by_address(caller_pc);
+	struct audit_object *obj = audit_object_of_caller(caller_pc);
 	out->caller = obj != NULL ? obj->display : "?";
 	out->route = NULL;
 	if (obj != NULL)

@@ -97,6 +97,8 @@ void audit_config_load(void)
 	if (path == NULL) {
 		if (vi_log_enabled(VI_LOG_DEBUG))
 			vi_log_line("debug: no policy for %s: nothing is rebound", audit.program);
+		if (vi_log_enabled(VI_LOG_TRACE))
+			vi_log_line("warning: no policy for %s: nothing is traced", audit.program);
 		return;
 	}
 	struct vi_policy *policy = vi_policy_load(path);
@@ -127,7 +129,9 @@ void audit_config_load(void)
 		config_print_warnings(policy);
 	audit.policy = policy;
 	audit.route_caller_used = calloc(policy->nroutes + 1, sizeof(bool));
-	audit.enabled = config_policy_routes_anything(policy);
+	audit.routing = config_policy_routes_anything(policy);
+	audit_trace_setup(path);
+	audit.enabled = audit.routing || audit_trace_active();
 	if (!audit.enabled && vi_log_enabled(VI_LOG_DEBUG))
 		vi_log_line("debug: %s routes nothing for %s: nothing is rebound", path,
 			    audit.program);

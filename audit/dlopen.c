@@ -103,7 +103,7 @@ static void *dlopen_in_base(const void *caller_pc, const char *file, int mode)
 	if (file == NULL)
 		return vi_libc.dlopen(NULL, mode); /* the main program: no namespace question */
 	char buf[PATH_MAX];
-	const char *name = dlopen_resolve(audit_object_by_address(caller_pc), file, buf, sizeof(buf));
+	const char *name = dlopen_resolve(audit_object_of_caller(caller_pc), file, buf, sizeof(buf));
 	void *handle = vi_libc.dlmopen(LM_ID_BASE, name, mode);
 	if (handle != NULL)
 		audit_got_patch_all();

@@ -28,10 +28,23 @@ static uintptr_t got_libc_address(const struct audit_object *libc, const char *n
 	return sym != NULL ? libc->dyn.base + sym->st_value : 0;
 }
 
+/* Whether `value` is the address of the function `name` of the object that holds it. */
+static bool got_slot_is_function(uintptr_t value, const char *name)
+{
+	const struct audit_object *def = audit_object_by_address((const void *)value);
+	const ElfW(Sym) *sym = def != NULL ? elf_dynamic_lookup(&def->dyn, name) : NULL;
+	if (sym == NULL)
+		return false;
+	if (ELF64_ST_TYPE(sym->st_info) == STT_GNU_IFUNC)
+		return true; /* the slot holds the implementation the resolver chose */
+	return ELF64_ST_TYPE(sym->st_info) == STT_FUNC && def->dyn.base + sym->st_value == value;
+}
+
 /*
- * Rewrites the GLOB_DAT slots of `obj` that hold a libc function viaudit rebinds. A slot
- * holding anything else (the program's own `connect`, an LD_PRELOAD library's) is left
- * alone, as la_symbind64 leaves bindings to other objects. Returns how many it rewrote.
+ * Rewrites the GLOB_DAT slots of `obj` that hold a libc function viaudit rebinds or
+ * traces, or another object's function that a trace rule names. A slot holding anything
+ * else (the program's own `connect`, an LD_PRELOAD library's) is left alone, as
+ * la_symbind64 leaves bindings to other objects. Returns how many it rewrote.
  */
 static int got_patch_object(struct audit_object *obj, const struct audit_object *libc)
 {
@@ -48,9 +61,16 @@ static int got_patch_object(struct audit_object *obj, const struct audit_object 
 			continue;
 		uintptr_t *slot = (uintptr_t *)(dyn->base + r->r_offset);
 		uintptr_t real = got_libc_address(libc, name);
-		if (real == 0 || *slot != real)
+		uintptr_t to;
+		if (real != 0 && *slot == real) {
+			to = audit_bind(obj, name, real, "got");
+		} else if (*slot != 0 && audit_trace_wants(obj, name) &&
+			   got_slot_is_function(*slot, name)) {
+			real = *slot; /* a traced function of another object (SSL_read) */
+			to = audit_trace_wrap(obj, name, real, "got");
+		} else {
 			continue;
-		uintptr_t to = audit_bind(obj, name, real, "got");
+		}
 		if (to == real)
 			continue;
 		uintptr_t a = (uintptr_t)slot;

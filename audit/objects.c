@@ -5,6 +5,7 @@
 #include <sys/auxv.h>
 
 #include "audit.h"
+#include "trace_closure.h"
 
 static inline void cpu_relax(void)
 {
@@ -88,4 +89,17 @@ struct audit_object *audit_object_by_address(const void *pc)
 	}
 	audit_objects_unlock();
 	return found;
+}
+
+/*
+ * The object a call came from. A traced call reaches its target from libffi, whose return
+ * address is in no program object: then the traced caller is the one that made the call.
+ */
+struct audit_object *audit_object_of_caller(const void *pc)
+{
+	struct audit_object *obj = audit_object_by_address(pc);
+	const void *traced;
+	if (obj == NULL && (traced = trace_closure_caller_pc()) != NULL)
+		obj = audit_object_by_address(traced);
+	return obj;
 }

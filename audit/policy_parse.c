@@ -16,6 +16,7 @@ static const char *const policy_setting_names[POLICY_SET_COUNT] = {
 	[POLICY_SET_STRICT] = "strict",
 	[POLICY_SET_LOG] = "log",
 	[POLICY_SET_DOOR_PEERS] = "door_peers",
+	[POLICY_SET_PROTOTYPES] = "prototypes",
 };
 
 /* ----- memory ----- */
@@ -495,6 +496,7 @@ static bool policy_set_log(struct policy_parser *p, const struct policy_token *t
 		{ "conns", VI_LOG_CONNS },
 		{ "calls", VI_LOG_CALLS },
 		{ "debug", VI_LOG_DEBUG },
+		{ "trace", VI_LOG_TRACE },
 	};
 	const char *s = t->text;
 	const char *end = t->text + t->len;
@@ -513,8 +515,8 @@ static bool policy_set_log(struct policy_parser *p, const struct policy_token *t
 		}
 		if (i == sizeof(categories) / sizeof(categories[0]))
 			ok = policy_error(p, policy_col(t, s),
-					  "unknown log category '%s' (expected routes, conns, calls "
-					  "or debug)",
+					  "unknown log category '%s' (expected routes, conns, calls, "
+					  "debug or trace)",
 					  QUOTE(s, (size_t)(word_end - s)));
 		if (comma == NULL)
 			break;
@@ -539,6 +541,13 @@ static bool policy_set_door_peers(struct policy_parser *p, const struct policy_t
 			    QUOTE_TOKEN(t));
 }
 
+/* A prototype file for tracing: kept as written, relative to the policy's directory. */
+static bool policy_set_prototypes(struct policy_parser *p, const struct policy_token *t)
+{
+	p->owner->pub.settings.prototypes = policy_strndup(p->owner, t->text, t->len);
+	return p->owner->pub.settings.prototypes != NULL;
+}
+
 static void policy_parse_set(struct policy_parser *p)
 {
 	if (p->ntokens < 2) {
@@ -553,7 +562,7 @@ static void policy_parse_set(struct policy_parser *p)
 	}
 	if (k == POLICY_SET_COUNT) {
 		policy_error(p, key->col, "unknown setting '%s' (expected ring_size, spin_us, "
-			     "strict, log or door_peers)",
+			     "strict, log, door_peers or prototypes)",
 			     QUOTE_TOKEN(key));
 		return;
 	}
@@ -569,6 +578,7 @@ static void policy_parse_set(struct policy_parser *p)
 	case POLICY_SET_STRICT: ok = policy_set_strict(p, value); break;
 	case POLICY_SET_LOG: ok = policy_set_log(p, value); break;
 	case POLICY_SET_DOOR_PEERS: ok = policy_set_door_peers(p, value); break;
+	case POLICY_SET_PROTOTYPES: ok = policy_set_prototypes(p, value); break;
 	default: ok = false; break;
 	}
 	ok &= policy_check_trailing(p, 3);

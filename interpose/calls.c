@@ -15,6 +15,7 @@
 
 #include "interpose_private.h"
 #include "sockaddr.h"
+#include "stats.h"
 
 struct vi_interpose_hooks interpose_hooks;
 
@@ -44,6 +45,7 @@ static ssize_t conn_recvmsg(struct vsock *vs, int fd, const char *symbol, struct
 			    int flags)
 {
 	ssize_t r = vs->conn.ops->recvmsg(&vs->conn, fd, msg, interpose_flags(vs, flags));
+	stats_count(vs, fd, r, true, flags);
 	interpose_log_call(vs, fd, symbol, msg->msg_iovlen == 1 ? msg->msg_iov[0].iov_len : 0, r);
 	return interpose_return(r);
 }
@@ -52,6 +54,7 @@ static ssize_t conn_sendmsg(struct vsock *vs, int fd, const char *symbol, const 
 			    int flags)
 {
 	ssize_t r = vs->conn.ops->sendmsg(&vs->conn, fd, msg, interpose_flags(vs, flags));
+	stats_count(vs, fd, r, false, flags);
 	interpose_log_call(vs, fd, symbol, msg->msg_iovlen == 1 ? msg->msg_iov[0].iov_len : 0, r);
 	return interpose_return(r);
 }
@@ -219,6 +222,7 @@ static ssize_t interpose_sendfile(ssize_t (*real)(int, int, off_t *, size_t), in
 			&(struct msghdr){ .msg_iov = &(struct iovec){ .iov_base = buf, .iov_len = (size_t)n },
 					  .msg_iovlen = 1 },
 			interpose_flags(vs, 0));
+		stats_count(vs, fd, w, false, 0);
 		if (w < 0) {
 			if (offset == NULL && done == 0)
 				lseek(in_fd, -n, SEEK_CUR);
@@ -253,7 +257,9 @@ int vi_wrap_shutdown(int fd, int how)
 	struct vsock *vs = interpose_stream(fd);
 	if (vs == NULL)
 		return vi_libc.shutdown(fd, how);
-	return (int)interpose_return(vs->conn.ops->shutdown(&vs->conn, fd, how));
+	int r = vs->conn.ops->shutdown(&vs->conn, fd, how);
+	stats_note_shutdown(vs, how, r);
+	return (int)interpose_return(r);
 }
 
 /* ---- descriptors: close and the dup family carry the virtual socket with the fd ---- */
@@ -474,6 +480,7 @@ static void interpose_adopt_stream(int fd, const struct vi_route_choice *choice,
 		vs->conn = *conn;
 		int fl = vi_libc.fcntl(fd, F_GETFL, 0);
 		atomic_store(&vs->nonblock, fl >= 0 && (fl & O_NONBLOCK) != 0);
+		stats_publish(vs, fd, conn->ops->name, reason);
 		if (vsock_install(fd, vs) == 0)
 			interpose_log_conn(choice, fd, false, conn->ops->name, reason);
 	}
@@ -558,6 +565,8 @@ int vi_wrap_listen(int fd, int backlog)
 			} else if (choice.route->transport == VI_TRANSPORT_VERBS) {
 				reason = "verbs not available yet: falling back to tcp";
 			}
+			if (vs != NULL)
+				stats_publish(vs, fd, transport, reason);
 			if (vs != NULL && vsock_install(fd, vs) == 0)
 				interpose_log_conn(&choice, fd, true, transport, reason);
 		}
@@ -608,6 +617,16 @@ static void *const interpose_functions[VI_SYM_COUNT] = {
 void *vi_interpose_function(enum vi_symbol_id id)
 {
 	return interpose_functions[id];
+}
+
+const char *vi_interpose_describe_fd(int fd)
+{
+	struct vsock *vs = vsock_get(fd);
+	if (vs == NULL)
+		return NULL;
+	if (vs->kind == VSOCK_STREAM)
+		return vs->conn.ops != NULL ? vs->conn.ops->name : NULL;
+	return vs->listener != NULL ? "shm" : "tcp"; /* a listener: with a door, or without */
 }
 
 static void interpose_mark_forked(int fd, struct vsock *vs)

@@ -32,4 +32,7 @@ int vi_interpose_init(const struct vi_interpose_hooks *hooks);
 /* The replacement for symbol `id` (never NULL). */
 void *vi_interpose_function(enum vi_symbol_id id);
 
+/* What carries virtual socket fd ("shm", "tcp"), or NULL when fd is not virtual (tracing). */
+const char *vi_interpose_describe_fd(int fd);
+
 #endif

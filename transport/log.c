@@ -53,7 +53,8 @@ unsigned vi_log_parse_mask(const char *text)
 		{ "conns", VI_LOG_CONNS },
 		{ "calls", VI_LOG_CALLS },
 		{ "debug", VI_LOG_DEBUG },
-		{ "all", VI_LOG_ROUTES | VI_LOG_CONNS | VI_LOG_CALLS | VI_LOG_DEBUG },
+		{ "trace", VI_LOG_TRACE },
+		{ "all", VI_LOG_ROUTES | VI_LOG_CONNS | VI_LOG_CALLS | VI_LOG_DEBUG | VI_LOG_TRACE },
 	};
 	unsigned mask = 0;
 	while (text != NULL && *text != '\0') {

@@ -19,7 +19,7 @@ extern struct vi_log vi_log_state;
  */
 int vi_log_open(const char *file, unsigned mask);
 
-/* Parses "routes,conns,calls,debug" into VI_LOG_* bits; unknown words are ignored. */
+/* Parses "routes,conns,calls,debug,trace" into VI_LOG_* bits; unknown words are ignored. */
 unsigned vi_log_parse_mask(const char *text);
 
 static inline bool vi_log_enabled(unsigned bit)

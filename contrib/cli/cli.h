@@ -18,6 +18,8 @@ int cli_run(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_explain(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_trace(int argc, char **argv);
+int cli_stat(int argc, char **argv);
 
 /*
  * run.c: finds libviaudit.so as `viaudit run` does and stores its absolute path in `module`

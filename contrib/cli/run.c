@@ -31,7 +31,7 @@ static void run_print_usage(FILE *out)
 	      "  -p, --policy POLICY  check POLICY (exit 1 on errors), then set VIAUDIT_POLICY to it;\n"
 	      "                       without -p the module searches for PROG.policy itself\n"
 	      "  -l, --log LOG        set VIAUDIT_LOG: a comma list of routes, conns, calls, debug,\n"
-	      "                       all\n"
+	      "                       trace, all\n"
 	      "  -h, --help           print this help\n"
 	      "\n"
 	      "VIAUDIT_MODULE, when set, names the libviaudit.so to use.\n",
@@ -198,7 +198,7 @@ static int run_resolve_program(const char *program, char *path)
 /* Whether `word` (len bytes) is a VIAUDIT_LOG category. */
 static bool run_is_log_word(const char *word, size_t len)
 {
-	static const char *const words[] = { "routes", "conns", "calls", "debug", "all" };
+	static const char *const words[] = { "routes", "conns", "calls", "debug", "trace", "all" };
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
 		if (strlen(words[i]) == len && memcmp(words[i], word, len) == 0)
 			return true;
@@ -214,7 +214,7 @@ static int run_check_log(const char *log)
 		const char *end = strchrnul(p, ',');
 		if (!run_is_log_word(p, (size_t)(end - p))) {
 			fprintf(stderr,
-				"viaudit run: -l: unknown log category '%.*s' (routes, conns, calls, debug, all)\n",
+				"viaudit run: -l: unknown log category '%.*s' (routes, conns, calls, debug, trace, all)\n",
 				(int)(end - p), p);
 			return -EINVAL;
 		}

@@ -15,10 +15,9 @@ static const struct cli_command cli_commands[] = {
 	{ "check", cli_check },
 	{ "explain", cli_explain },
 	{ "bench", cli_bench },
+	{ "trace", cli_trace },
+	{ "stat", cli_stat },
 };
-
-/* Subcommands of the contract that this version does not have yet. */
-static const char *const cli_later_commands[] = { "stat", "trace" };
 
 static void cli_print_usage(FILE *out)
 {
@@ -38,10 +37,14 @@ static void cli_print_usage(FILE *out)
 	      "  bench [--quick] [--json] [--plot FILE.png]\n"
 	      "                      same-host latency and throughput: viaudit shm against kernel\n"
 	      "                      TCP loopback, AF_UNIX and a raw shared-memory spin\n"
+	      "  trace [-p POLICY] [-o FILE] [--json] -- PROGRAM [ARGS...]\n"
+	      "                      run PROGRAM and print the calls the policy's trace rules\n"
+	      "                      name, with their arguments, result and transport\n"
+	      "  stat [--watch] [--json] [PID]\n"
+	      "                      live connections of interposed processes: the processes,\n"
+	      "                      or one's sockets with transport, fallback reason and bytes\n"
 	      "\n"
-	      "  stat and trace are part of the design but not available in this version.\n"
-	      "\n"
-	      "LOG is a comma list of routes, conns, calls, debug, all (sets VIAUDIT_LOG).\n"
+	      "LOG is a comma list of routes, conns, calls, debug, trace, all (sets VIAUDIT_LOG).\n"
 	      "`viaudit COMMAND --help` describes one command. See viaudit(1) and viaudit.policy(5).\n",
 	      out);
 }
@@ -65,13 +68,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
 		if (strcmp(command, cli_commands[i].name) == 0)
 			return cli_commands[i].main(argc - 1, argv + 1);
-	}
-	for (size_t i = 0; i < sizeof(cli_later_commands) / sizeof(cli_later_commands[0]); i++) {
-		if (strcmp(command, cli_later_commands[i]) == 0) {
-			fprintf(stderr, "viaudit: '%s' is not available in this version (%s)\n",
-				command, VI_VERSION);
-			return CLI_USAGE;
-		}
 	}
 	if (command[0] == '-')
 		fprintf(stderr, "viaudit: unknown option '%s'\n", command);

@@ -89,6 +89,7 @@ struct vi_settings {
 	bool strict;           /* exit 127 before main on policy errors */
 	unsigned log;          /* VI_LOG_* bits from `set log routes,conns` */
 	bool allow_other_uids; /* `set door_peers any`: doors accept other uids */
+	const char *prototypes; /* `set prototypes PATH`: a prototype file for tracing, or NULL */
 };
 
 enum vi_log_bits {
@@ -96,6 +97,7 @@ enum vi_log_bits {
 	VI_LOG_CONNS = 1u << 1,
 	VI_LOG_CALLS = 1u << 2,
 	VI_LOG_DEBUG = 1u << 3,
+	VI_LOG_TRACE = 1u << 4, /* the policy's `trace` rules are in force (viaudit trace) */
 };
 
 enum vi_severity {

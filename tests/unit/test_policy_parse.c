@@ -420,6 +420,23 @@ static void test_set_log_takes_a_list(void **state)
 	vi_policy_free(p);
 }
 
+static void test_set_log_trace(void **state)
+{
+	struct vi_policy *p = policy_test_parse_clean("set log routes,trace\n");
+	assert_int_equal(p->settings.log, VI_LOG_ROUTES | VI_LOG_TRACE);
+	vi_policy_free(p);
+}
+
+static void test_set_prototypes_keeps_the_path_as_written(void **state)
+{
+	struct vi_policy *p = policy_test_parse_clean("set prototypes ssl.proto\n");
+	assert_string_equal(p->settings.prototypes, "ssl.proto");
+	vi_policy_free(p);
+	p = policy_test_parse_clean("route main tcp *:80 shm\n");
+	assert_null(p->settings.prototypes);
+	vi_policy_free(p);
+}
+
 static void test_set_door_peers(void **state)
 {
 	struct vi_policy *p = policy_test_parse_clean("set door_peers any\n");
@@ -708,7 +725,7 @@ static void test_set_unknown_key(void **state)
 {
 	assert_diagnostics("set ringsize 1M\n",
 			   "t.policy:1:5: error: unknown setting 'ringsize' (expected ring_size, "
-			   "spin_us, strict, log or door_peers)\n");
+			   "spin_us, strict, log, door_peers or prototypes)\n");
 }
 
 static void test_set_without_key_or_value(void **state)
@@ -772,7 +789,7 @@ static void test_log_unknown_category(void **state)
 {
 	assert_diagnostics("set log routes,bogus\n",
 			   "t.policy:1:16: error: unknown log category 'bogus' (expected routes, "
-			   "conns, calls or debug)\n");
+			   "conns, calls, debug or trace)\n");
 }
 
 static void test_door_peers_bad_word(void **state)
@@ -1251,6 +1268,8 @@ int main(void)
 		cmocka_unit_test(test_set_spin_us_number_or_auto),
 		cmocka_unit_test(test_set_strict_words),
 		cmocka_unit_test(test_set_log_takes_a_list),
+		cmocka_unit_test(test_set_log_trace),
+		cmocka_unit_test(test_set_prototypes_keeps_the_path_as_written),
 		cmocka_unit_test(test_set_door_peers),
 		cmocka_unit_test(test_unknown_keyword),
 		cmocka_unit_test(test_error_column_points_at_transport),

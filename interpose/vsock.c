@@ -1,6 +1,8 @@
 /* The virtual socket table and the lifetime of virtual sockets. */
 #include "vsock.h"
 
+#include "stats.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -112,6 +114,7 @@ static void vsock_unref(struct vsock *vs)
 	/* Acq_rel: the last owner must see every other owner's writes before it frees. */
 	if (atomic_fetch_sub_explicit(&vs->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	stats_unpublish(vs);
 	if (vs->kind == VSOCK_STREAM)
 		vi_conn_destroy(&vs->conn);
 	else if (vs->listener != NULL)

@@ -8,6 +8,8 @@
 
 #include "interpose.h"
 
+struct vi_stats_slot;
+
 enum vsock_kind {
 	VSOCK_LISTENER, /* a listening socket whose accepts are routed */
 	VSOCK_STREAM,   /* a connected stream carried by conn */
@@ -23,6 +25,7 @@ struct vsock {
 	enum vi_proto proto;
 	struct shm_listener *listener; /* VSOCK_LISTENER: its door, or NULL */
 	struct vsock *next_free;       /* pool link while free */
+	_Atomic(struct vi_stats_slot *) stat; /* its slot in the stats segment, or NULL (stats.h) */
 	struct vi_conn conn;           /* VSOCK_STREAM only */
 };
 

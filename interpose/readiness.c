@@ -141,7 +141,7 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 		if (k == MAP_FAILED)
 			return -ENOMEM;
 		nfds_t n = 0;
-		bool ready_now = false;
+		bool ready_now = false, pending = false;
 		for (nfds_t i = 0; i < nfds; i++) {
 			struct vsock *vs = fds[i].fd >= 0 ? interpose_polled(fds[i].fd) : NULL;
 			if (vs == NULL) {
@@ -155,12 +155,17 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			} else {
 				k[n++] = (struct pollfd){ .fd = wake, .events = POLLIN };
 			}
-			k[n++] = (struct pollfd){ .fd = fds[i].fd, .events = POLLRDHUP };
+			bool setting_up = vs->conn.ops->pending(&vs->conn);
+			pending |= setting_up;
+			k[n++] = (struct pollfd){ .fd = fds[i].fd,
+						  .events = POLLRDHUP | (setting_up ? POLLIN : 0) };
 		}
 		int r = 0, err = 0;
 		if (!ready_now) {
 			struct timespec ts, *tp = NULL;
 			int ms = readiness_left_ms(deadline);
+			if (pending && (ms < 0 || ms > 100))
+				ms = 100; /* a connection being set up decides within its own time */
 			if (ms >= 0) {
 				ts.tv_sec = ms / 1000;
 				ts.tv_nsec = (ms % 1000) * 1000000L;
@@ -625,6 +630,18 @@ static bool vepoll_arm(int epfd, struct vepoll *v)
 	return true;
 }
 
+static bool vepoll_any_pending(struct vepoll *v)
+{
+	bool any = false;
+	vepoll_lock(v);
+	for (size_t i = 0; i < v->n && !any; i++) {
+		struct vepoll_entry *e = &v->entries[i];
+		any = e->fd >= 0 && vepoll_entry_live(e) && e->vs->conn.ops->pending(&e->vs->conn);
+	}
+	vepoll_unlock(v);
+	return any;
+}
+
 static void vepoll_disarm(struct vepoll *v)
 {
 	for (size_t i = 0; i < v->n; i++) {
@@ -677,6 +694,8 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 		int k = 0;
 		if (sleep) {
 			int ms = readiness_left_ms(deadline);
+			if (vepoll_any_pending(v) && (ms < 0 || ms > 100))
+				ms = 100; /* a connection being set up decides within its own time */
 			k = with_mask ? vi_libc.epoll_pwait(epfd, events, maxevents, ms, sigmask)
 				      : vi_libc.epoll_wait(epfd, events, maxevents, ms);
 		}

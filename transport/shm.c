@@ -29,6 +29,9 @@
 /* How long a blocking call sleeps before it looks at the kernel socket for a dead peer. */
 #define SHM_LIVENESS_MS 100
 
+/* How long a connector waits for the listener's answer before it stays on TCP. */
+#define SHM_ANSWER_MS 1000
+
 static void shm_lock(atomic_flag *lock)
 {
 	/* Acquire pairs with the release in shm_unlock. */
@@ -135,12 +138,31 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 	struct door_message msg;
 	size_t nfds = 0;
 	int r = door_recv(e->door_fd, &msg, NULL, 0, &nfds);
+	int status;
 	if (r == -EAGAIN) {
-		shm_unlock(&e->settle_lock);
-		return 0;
+		/*
+		 * No answer yet. The listener may never give one: another process sharing the
+		 * listening socket (a pre-forked worker) took the request but accepted another
+		 * connection; or the acceptor fell back to TCP and already speaks there. Stop
+		 * waiting after SHM_ANSWER_MS, or at once when the kernel socket has bytes --
+		 * unless the acceptor attached first, which the compare-and-swap tells.
+		 */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		bool tcp_bytes = poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+		bool expired = shm_now_ns() - e->pending_since_ns > SHM_ANSWER_MS * 1000000LL;
+		uint32_t expected = SHM_HANDSHAKE_PENDING;
+		struct shm_segment_control *control = e->base;
+		if (!(tcp_bytes || expired) ||
+		    !atomic_compare_exchange_strong(&control->handshake, &expected,
+						    SHM_HANDSHAKE_ABANDONED)) {
+			shm_unlock(&e->settle_lock);
+			return 0; /* keep waiting (the acceptor attached: its answer is coming) */
+		}
+		status = ETIMEDOUT;
+	} else {
+		status = r < 0 ? -r : msg.type != DOOR_MESSAGE_ACCEPT ? EPROTO
+					: -door_accept_check(&e->request, &msg.accept);
 	}
-	int status = r < 0 ? -r : msg.type != DOOR_MESSAGE_ACCEPT ? EPROTO
-				      : -door_accept_check(&e->request, &msg.accept);
 	close(e->door_fd);
 	e->door_fd = -1;
 	if (status == 0) {
@@ -464,6 +486,11 @@ static void shm_disarm(struct vi_conn *conn)
 	}
 }
 
+static bool shm_pending(struct vi_conn *conn)
+{
+	return conn->shm.state == SHM_PENDING;
+}
+
 static void shm_check_peer(struct vi_conn *conn, int fd)
 {
 	if (conn->shm.state == SHM_ACTIVE)
@@ -541,6 +568,7 @@ static const struct vi_endpoint_ops shm_ops = {
 	.poll = shm_poll,
 	.arm = shm_arm,
 	.disarm = shm_disarm,
+	.pending = shm_pending,
 	.check_peer = shm_check_peer,
 	.progress = shm_progress,
 	.readable = shm_readable,

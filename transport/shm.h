@@ -42,6 +42,7 @@ struct shm_endpoint {
 	bool reset_reported;    /* ECONNRESET was returned once: now reads see EOF, writes EPIPE */
 	bool shared_by_fork;    /* a fork copied it: closing one copy must not end the session */
 	long long next_liveness_ns;
+	long long pending_since_ns;   /* connector: when its request went out */
 	unsigned long long bytes_in, bytes_out;
 };
 

@@ -44,8 +44,21 @@ struct shm_segment_control {
 	_Alignas(SHM_CACHE_LINE) struct shm_segment_header header;
 	/* Nonzero once either side failed the connection (ECONNRESET both ways). */
 	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t reset;
+	/*
+	 * Who decided the connection's fate, once: SHM_HANDSHAKE_PENDING until the acceptor
+	 * attaches (ATTACHED) or the connector stops waiting for it (ABANDONED). Compare and
+	 * swap on both sides, so the bytes already in ring 0 are read by exactly one of the
+	 * acceptor or the kernel socket.
+	 */
+	_Atomic uint32_t handshake;
 	/* [0]: connector -> acceptor; [1]: acceptor -> connector. */
 	struct shm_ring_shared rings[2];
+};
+
+enum shm_handshake {
+	SHM_HANDSHAKE_PENDING = 0,
+	SHM_HANDSHAKE_ATTACHED = 1,
+	SHM_HANDSHAKE_ABANDONED = 2,
 };
 
 /* Which end of the connection a process is: it decides which ring it writes. */

@@ -81,6 +81,7 @@ static const char *setup_errno_name(int e)
 	case ECONNRESET: return "ECONNRESET";
 	case EADDRINUSE: return "EADDRINUSE";
 	case ENOENT: return "ENOENT";
+	case ETIMEDOUT: return "ETIMEDOUT";
 	case ETOOMANYREFS: return "ETOOMANYREFS";
 	case ENOBUFS: return "ENOBUFS";
 	case EPIPE: return "EPIPE";
@@ -202,6 +203,9 @@ int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, so
 	if ((err = door_send(door, &msg, fds, 3)) < 0)
 		goto fail;
 	close(memfd);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	e->pending_since_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	return 0;
 
 fail:
@@ -376,6 +380,15 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 				       SHM_SEGMENT_ACCEPTOR, false, 0)) < 0)
 		goto refuse;
 	struct shm_endpoint *e = &conn->shm;
+	/* The connector may have stopped waiting (and sent its bytes over TCP): then refuse. */
+	step = "handshake (the connector stopped waiting)";
+	uint32_t expected = SHM_HANDSHAKE_PENDING;
+	struct shm_segment_control *control = e->base;
+	if (!atomic_compare_exchange_strong(&control->handshake, &expected,
+					    SHM_HANDSHAKE_ATTACHED)) {
+		err = -ETIMEDOUT;
+		goto refuse;
+	}
 	/* The peer made these eventfds: make sure reading ours never blocks. */
 	step = "eventfds";
 	if (fcntl(p->fds[DOOR_FD_LISTENER_WAKE], F_SETFL, O_NONBLOCK) < 0 ||

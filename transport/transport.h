@@ -37,6 +37,11 @@ struct vi_endpoint_ops {
 	 */
 	int (*arm)(struct vi_conn *conn, int fd, int events);
 	void (*disarm)(struct vi_conn *conn);
+	/*
+	 * Whether the endpoint is still being set up (a connector waiting for the listener's
+	 * answer): a wait must then wake within 100 ms and also for bytes on the kernel socket.
+	 */
+	bool (*pending)(struct vi_conn *conn);
 	/* Looks at the kernel socket for a dead peer now (its RDHUP woke a wait). */
 	void (*check_peer)(struct vi_conn *conn, int fd);
 	/*

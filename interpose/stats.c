@@ -126,7 +126,10 @@ static void stats_slot_write_begin(struct vi_stats_slot *slot)
 			seq = atomic_load_explicit(&slot->seq, memory_order_relaxed);
 		}
 	}
-	/* The odd seq before any field below: pairs with the reader's acquire fence (vi_stats_slot_read). */
+	/*
+	 * The odd seq before any field below: pairs with the reader's acquire fence
+	 * (vi_stats_slot_read).
+	 */
 	atomic_thread_fence(memory_order_release);
 }
 
@@ -373,6 +376,21 @@ static void stats_after_fork_child(void)
 	}
 	if (copy != MAP_FAILED)
 		munmap(copy, used);
+}
+
+/*
+ * A process that exits normally removes its own segment (ld.so runs the audit module's
+ * destructors at exit too). One killed by a signal, or ended by _exit, leaves it to the
+ * readers' stale check.
+ */
+__attribute__((destructor)) static void stats_remove_at_exit(void)
+{
+	struct vi_stats_header *h = atomic_load_explicit(&stats.segment, memory_order_acquire);
+	if (h == NULL || h->pid != (int32_t)getpid())
+		return;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/" VI_STATS_PREFIX "%d", VI_STATS_DIR, (int)h->pid);
+	unlink(path);
 }
 
 /* ---- virtual sockets ---- */

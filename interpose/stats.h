@@ -77,10 +77,10 @@ void stats_note_end(struct vsock *vs, long r, bool in);
 
 /*
  * The data path's bookkeeping after an endpoint's recvmsg (in) or sendmsg returned r:
- * one relaxed atomic add, no system call, no lock. The identity is rewritten (out of line)
- * only when the slot's `watch` differs from the connection's transport: after the
- * listener refused shm, for the first byte of a non-blocking connect, and in a forked
- * child for a slot inherited from its parent.
+ * a load, an add and a store: no system call, no lock, no locked instruction. The
+ * identity is rewritten (out of line) only when the slot's `watch` differs from the
+ * connection's transport: after the listener refused shm, for the first byte of a
+ * non-blocking connect, and in a forked child for a slot inherited from its parent.
  */
 static inline void stats_count(struct vsock *vs, int fd, long r, bool in, int flags)
 {
@@ -88,9 +88,19 @@ static inline void stats_count(struct vsock *vs, int fd, long r, bool in, int fl
 	if (slot == NULL)
 		return;
 	if (__builtin_expect(r > 0, 1)) {
+		/*
+		 * A relaxed load and store, not an atomic add: a locked add drains the store
+		 * buffer right after the ring write, which cost 10-15% of the 64 B message rate.
+		 * Two threads moving bytes the same way on one socket at the same instant can
+		 * lose one's count (their bytes interleave unpredictably already); readers
+		 * still never see a torn value.
+		 */
+		_Atomic uint64_t *count = in ? &slot->bytes_in : &slot->bytes_out;
 		if (!in || (flags & MSG_PEEK) == 0)
-			atomic_fetch_add_explicit(in ? &slot->bytes_in : &slot->bytes_out,
-						  (uint64_t)r, memory_order_relaxed);
+			atomic_store_explicit(count,
+					      atomic_load_explicit(count, memory_order_relaxed) +
+						      (uint64_t)r,
+					      memory_order_relaxed);
 		if (__builtin_expect(atomic_load_explicit(&slot->watch, memory_order_relaxed) !=
 					     (uint32_t)vs->conn.transport,
 				     0))

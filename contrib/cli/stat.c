@@ -53,9 +53,17 @@ struct stat_table {
 
 static volatile sig_atomic_t stat_interrupted;
 
+#define STAT_USAGE "usage: viaudit stat [--watch] [--json] [PID]\n"
+
+/* For bad usage: the one line, and where the rest is. */
+static void stat_usage_error(void)
+{
+	fputs(STAT_USAGE "Try 'viaudit stat --help'.\n", stderr);
+}
+
 static void stat_usage(FILE *out)
 {
-	fputs("usage: viaudit stat [--watch] [--json] [PID]\n"
+	fputs(STAT_USAGE
 	      "\n"
 	      "Without PID, list the interposed processes of this user that have routed sockets:\n"
 	      "PID, program, and their connections by transport. With PID, list that process's\n"
@@ -369,11 +377,14 @@ static int stat_show_process(pid_t pid, const struct stat_options *opt)
 	}
 	const struct vi_stats_header *h = seg.header;
 	uint64_t dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
+	char program[VI_STATS_PROGRAM_MAX];
+	memcpy(program, h->program, sizeof(program));
+	program[sizeof(program) - 1] = '\0'; /* the file is not trusted to end it */
 	struct stat_summary sum;
 	stat_summarize(&table, &sum);
 	if (opt->json) {
 		printf("{\"pid\":%d,\"program\":", (int)pid);
-		stat_json_string(stdout, h->program);
+		stat_json_string(stdout, program);
 		fputs(",\"connections\":[", stdout);
 		for (size_t i = 0; i < table.count; i++) {
 			if (i > 0)
@@ -382,9 +393,8 @@ static int stat_show_process(pid_t pid, const struct stat_options *opt)
 		}
 		printf("],\"dropped\":%" PRIu64 "}\n", dropped);
 	} else {
-		printf("pid %d (%.*s): %u connection%s, %u listening\n", (int)pid,
-		       (int)sizeof(h->program), h->program, sum.connections,
-		       sum.connections == 1 ? "" : "s", sum.listening);
+		printf("pid %d (%s): %u connection%s, %u listening\n", (int)pid, program,
+		       sum.connections, sum.connections == 1 ? "" : "s", sum.listening);
 		printf("%-5s %-18s %-22s %-22s %12s %12s %8s %10s  %s\n", "FD", "STATE", "LOCAL",
 		       "PEER", "BYTES_IN", "BYTES_OUT", "HANDOFFS", "RECONNECTS", "TRANSPORT");
 		for (size_t i = 0; i < table.count; i++) {
@@ -438,7 +448,8 @@ static pid_t stat_name_pid(const char *name)
 	char *end;
 	errno = 0;
 	long pid = strtol(name + prefix, &end, 10);
-	if (*end != '\0' || errno != 0 || pid <= 0 || pid > INT_MAX || !isdigit((unsigned char)name[prefix]))
+	if (*end != '\0' || errno != 0 || pid <= 0 || pid > INT_MAX ||
+	    !isdigit((unsigned char)name[prefix]))
 		return 0;
 	return (pid_t)pid;
 }
@@ -542,11 +553,11 @@ static int stat_parse_args(int argc, char **argv, struct stat_options *opt)
 			opt->json = true;
 		} else if (!options_done && arg[0] == '-' && arg[1] != '\0') {
 			fprintf(stderr, STAT_PREFIX "unknown option '%s'\n", arg);
-			stat_usage(stderr);
+			stat_usage_error();
 			return CLI_USAGE;
 		} else if (pid_text != NULL) {
 			fprintf(stderr, STAT_PREFIX "one PID at most ('%s' and '%s')\n", pid_text, arg);
-			stat_usage(stderr);
+			stat_usage_error();
 			return CLI_USAGE;
 		} else {
 			pid_text = arg;
@@ -554,7 +565,7 @@ static int stat_parse_args(int argc, char **argv, struct stat_options *opt)
 	}
 	if (pid_text != NULL && (opt->pid = stat_parse_pid(pid_text)) == 0) {
 		fprintf(stderr, STAT_PREFIX "'%s' is not a process ID\n", pid_text);
-		stat_usage(stderr);
+		stat_usage_error();
 		return CLI_USAGE;
 	}
 	return 0;

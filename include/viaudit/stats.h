@@ -62,7 +62,7 @@ enum vi_stats_kind {
 
 /* Bits of vi_stats_slot.state; none set on a stream means established. */
 #define VI_STATS_LISTENING 0x01u  /* a listening socket */
-#define VI_STATS_CONNECTING 0x02u /* non-blocking connect not known to be done (no byte moved yet) */
+#define VI_STATS_CONNECTING 0x02u /* a non-blocking connect: no byte has moved yet */
 #define VI_STATS_SHUT_RD 0x04u    /* this side shut its reading half */
 #define VI_STATS_SHUT_WR 0x08u    /* this side shut its writing half (its FIN is sent) */
 #define VI_STATS_PEER_EOF 0x10u   /* a read returned the end of the peer's stream */
@@ -71,8 +71,8 @@ enum vi_stats_kind {
 /*
  * One socket. The identity (fd .. reason) is written at open, and again when the transport
  * changes, under the seqlock `seq`: odd while a writer is inside. The live fields below it
- * are single atomics written at any time (the data path adds to the byte counts with
- * relaxed atomic adds, no lock); a reader takes them inside the same seq window, so a
+ * are single atomics written at any time (the data path adds to the byte counts with a
+ * relaxed load and store, no lock); a reader takes them inside the same seq window, so a
  * snapshot never mixes two connections that used the slot one after the other.
  */
 struct vi_stats_slot {
@@ -148,8 +148,8 @@ struct vi_stats_snapshot {
  * free, or -EAGAIN when a writer stayed inside for all of `tries` attempts (a writer that
  * died inside leaves the slot so for good).
  */
-static inline int vi_stats_slot_read(const struct vi_stats_slot *slot, struct vi_stats_snapshot *out,
-				     unsigned tries)
+static inline int vi_stats_slot_read(const struct vi_stats_slot *slot,
+				     struct vi_stats_snapshot *out, unsigned tries)
 {
 	for (unsigned i = 0; i < tries; i++) {
 		/* Acquire pairs with the release that ends a write (stats_slot_write_end). */

@@ -29,34 +29,9 @@ unset VIAUDIT_POLICY LD_LIBRARY_PATH
 export XDG_CONFIG_HOME="$tmp/config" HOME="$tmp/home"
 mkdir -p "$XDG_CONFIG_HOME" "$HOME"
 
-failures=0
-name=
-status=
+. "$(dirname "$0")/../lib/cases.sh"
 
-# t NAME COMMAND...: runs one case, stdout and stderr to files; sets status.
-t() {
-	name=$1
-	shift
-	echo "--- $name: $*"
-	status=0
-	timeout -k 5 30 "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
-}
-
-fail() {
-	echo "FAIL [$name]: $*"
-	echo "    ---- stdout ----"
-	sed 's/^/    /' "$tmp/out"
-	echo "    ---- stderr ----"
-	sed 's/^/    /' "$tmp/err"
-	failures=$((failures + 1))
-}
-
-quote() { printf '%s' "$1" | sed 's/[][\.*^$?+(){}|/]/\\&/g'; }
-expect_status() { [[ "$status" == "$1" ]] || fail "exit status $status, expected $1"; }
-# expect_out REGEX / expect_err REGEX: some line of stdout / stderr matches (whole line, ERE).
-expect_out() { grep -Eqx -- "$1" "$tmp/out" || fail "no stdout line matching /$1/"; }
 expect_no_out() { ! grep -Eqx -- "$1" "$tmp/out" || fail "a stdout line matches /$1/"; }
-expect_err() { grep -Eqx -- "$1" "$tmp/err" || fail "no stderr line matching /$1/"; }
 expect_err_lines() {
 	local n
 	n=$(wc -l <"$tmp/err")

@@ -28,32 +28,8 @@ cleanup() {
 trap cleanup EXIT
 unset LD_AUDIT VIAUDIT_POLICY VIAUDIT_LOG VIAUDIT_LOG_FILE VIAUDIT_MODULE LD_LIBRARY_PATH
 
-failures=0
-name=
-status=
+. "$(dirname "$0")/../lib/cases.sh"
 
-# t NAME COMMAND...: runs one case, stdout and stderr to files; sets status.
-t() {
-	name=$1
-	shift
-	echo "--- $name: $*"
-	status=0
-	timeout -k 5 30 "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
-}
-
-fail() {
-	echo "FAIL [$name]: $*"
-	echo "    ---- stdout ----"
-	sed 's/^/    /' "$tmp/out"
-	echo "    ---- stderr ----"
-	sed 's/^/    /' "$tmp/err"
-	failures=$((failures + 1))
-}
-
-expect_status() { [[ "$status" == "$1" ]] || fail "exit status $status, expected $1"; }
-expect_out() { grep -Eqx -- "$1" "$tmp/out" || fail "no stdout line matching /$1/"; }
-expect_err() { grep -Eqx -- "$1" "$tmp/err" || fail "no stderr line matching /$1/"; }
-quote() { printf '%s' "$1" | sed 's/[][\.*^$?+(){}|/]/\\&/g'; }
 
 # option NAME: a meson option of the build (prefix, bindir, libdir, ...).
 option() {

@@ -263,6 +263,21 @@ static int shm_iov_advance(const struct iovec *iov, size_t count, size_t n, stru
 	return (int)out;
 }
 
+/*
+ * The part of msg's iovecs after the first `done` bytes: the caller's own array while nothing
+ * was done (no copy on the fast path), else a copy in `scratch` (64 entries). Returns the count.
+ */
+static int shm_iov_rest(const struct msghdr *msg, size_t done, struct iovec scratch[64],
+			const struct iovec **out)
+{
+	if (done == 0 && msg->msg_iovlen <= 64) {
+		*out = msg->msg_iov;
+		return (int)msg->msg_iovlen;
+	}
+	*out = scratch;
+	return shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
+}
+
 static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
 {
 	struct shm_endpoint *e = &conn->shm;
@@ -299,12 +314,8 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 	size_t done = 0;
 	struct iovec scratch[64];
 	for (;;) {
-		const struct iovec *iov = msg->msg_iov;
-		int n = (int)msg->msg_iovlen;
-		if (done > 0 || n > 64) {
-			n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
-			iov = scratch;
-		}
+		const struct iovec *iov;
+		int n = shm_iov_rest(msg, done, scratch, &iov);
 		bool locked = shm_data_lock(&e->rx_lock);
 		ssize_t r = shm_ring_readv(&e->rx, iov, n, peek ? SHM_RING_PEEK : 0);
 		shm_data_unlock(&e->rx_lock, locked);
@@ -359,12 +370,8 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 		if (e->shut_wr || e->peer_gone) {
 			r = -EPIPE;
 		} else {
-			const struct iovec *iov = msg->msg_iov;
-			int n = (int)msg->msg_iovlen;
-			if (done > 0 || n > 64) {
-				n = shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
-				iov = scratch;
-			}
+			const struct iovec *iov;
+			int n = shm_iov_rest(msg, done, scratch, &iov);
 			bool locked = shm_data_lock(&e->tx_lock);
 			r = want == 0 ? 0 : shm_ring_writev(&e->tx, iov, n);
 			shm_data_unlock(&e->tx_lock, locked);

@@ -479,12 +479,15 @@ int bench_report_plot(const struct bench_report *report, const char *path, const
 		"set multiplot layout 1,2 title 'viaudit bench: %ld CPUs, %.2f s per measure, "
 		"load %s'\n",
 		report->cpus, report->seconds, report->load_before);
+	/* Sub-0.1 us bars (the raw floor) must show: histogram bars grow from the axis bottom. */
 	fputs("set title 'ping-pong round trip, p50 (lower is better)'\n"
 	      "set ylabel 'microseconds (log scale)'\n"
+	      "set yrange [0.01:*]\n"
 	      "plot ",
 	      script);
 	bench_gnuplot_string(script, rtt_path);
 	fputs(" using 2:xtic(1) title '64 B', '' using 3 title '1 KiB', '' using 4 title '64 KiB'\n"
+	      "set autoscale y\n"
 	      "set title 'streaming (higher is better)'\n"
 	      "set ylabel 'MB/s (log scale)'\n"
 	      "plot ",

@@ -51,10 +51,17 @@ static short readiness_of(struct vsock *vs, int fd, short events)
 	return (short)(ev & (events | POLLERR | POLLHUP | POLLNVAL));
 }
 
+/* The policy's spin_us, or the ring's default sized to the machine (none on one CPU). */
 static long readiness_spin_ns(void)
 {
+	static long machine_us = -1; /* sysconf reads a file: once is enough */
 	long us = interpose_hooks.shm.spin_us;
-	return (us >= 0 ? us : 50) * 1000L;
+	if (us < 0) {
+		if (machine_us < 0)
+			machine_us = shm_spin_default_us();
+		us = machine_us;
+	}
+	return us * 1000L;
 }
 
 /* ---- poll ---- */

@@ -10,7 +10,8 @@ packages=(
 	libelf-dev libffi-dev libcmocka-dev         # libraries (cmocka: unit tests)
 	libibverbs-dev                              # the verbs transport (optional feature)
 	redis-server redis-tools sockperf postgresql # real programs of the integration tests
-	clang python3 gnuplot-nox                   # test helpers, benchmark plots
+	clang python3 binutils                      # test helpers (readelf, json checks)
+	gnuplot-nox valgrind                        # benchmark plots and instruction counts
 	iproute2 nftables                           # fault tests: network namespaces, drop rules
 )
 

@@ -44,7 +44,16 @@ static inline struct vsock *interpose_polled(int fd)
 	return vs != NULL && vs->conn.ops->poll != NULL ? vs : NULL;
 }
 
-/* readiness.c: forgets an epoll set's records when its fd is closed. */
+/* epoll.c: forgets an epoll set's records when its fd is closed. */
 void readiness_forget_epoll(int epfd);
+
+/* readiness.c: the clock and the spin shared by poll/select and epoll. */
+long long readiness_now_ns(void);
+/* Milliseconds left until `deadline` (absolute CLOCK_MONOTONIC ns, -1: none), for a timeout. */
+int readiness_left_ms(long long deadline);
+/* The spin before sleeping, in ns: the policy's spin_us, else sized to the machine. */
+long readiness_spin_ns(void);
+/* An absolute deadline from a poll-style timeout in ms (-1: none, 0: now). */
+long long deadline_from_ms(int timeout);
 
 #endif

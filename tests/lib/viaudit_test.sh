@@ -105,9 +105,9 @@ vt__execute() {
 	VT_ERR="$VT_TMP/$VT_RUN_NAME.err"
 	VT_LOG="$VT_TMP/$VT_RUN_NAME.log"
 	VT_STATUS=0
-	timeout -k 5 15 "$@" >"$VT_OUT" 2>"$VT_ERR" || VT_STATUS=$?
+	timeout -k 5 "${VT_TIMEOUT:-15}" "$@" >"$VT_OUT" 2>"$VT_ERR" || VT_STATUS=$?
 	grep '^viaudit: ' "$VT_ERR" >"$VT_LOG" || true
-	[[ "$VT_STATUS" != 124 ]] || vt_fail "timed out after 15 s"
+	[[ "$VT_STATUS" != 124 ]] || vt_fail "timed out after ${VT_TIMEOUT:-15} s"
 }
 
 # vt_run NAME POLICY [VAR=VALUE...] -- PROG ARGS...: run under LD_AUDIT with routes,conns logging.

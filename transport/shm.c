@@ -22,6 +22,7 @@
 
 #include "door.h"
 #include "libc.h"
+#include "log.h"
 #include "memfd_seal.h"
 #include "shm_segment.h"
 #include "transport.h"
@@ -176,6 +177,11 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 	 */
 	shm_lock(&e->tx_lock);
 	shm_flush_to_kernel(e, fd);
+	if (vi_log_enabled(VI_LOG_CONNS))
+		vi_log_line("conns: fd=%d moved to transport=tcp (%s)", fd,
+			    status == ETIMEDOUT ? "no answer from the listener within 1 s"
+			    : status == ECONNRESET ? "the listener closed its door without an answer"
+						   : "the listener refused shm");
 	conn->ops = &vi_tcp_ops;
 	conn->transport = VI_TRANSPORT_TCP;
 	e->state = SHM_FALLBACK;

@@ -81,8 +81,18 @@ static const char *const fuzz_seeds[] = {
 
 int main(int argc, char **argv)
 {
-	long iterations = argc > 1 ? atol(argv[1]) : 20000;
-	fuzz_state = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
+	long iterations = 20000;
+	fuzz_state = 1;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "-n") == 0)
+			iterations = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "-s") == 0)
+			fuzz_state = strtoull(argv[i + 1], NULL, 0);
+		else {
+			fprintf(stderr, "usage: fuzz_trace_proto [-n ITERATIONS] [-s SEED]\n");
+			return 2;
+		}
+	}
 	if (fuzz_state == 0)
 		fuzz_state = 1;
 	static const char alphabet[] = "()*,;#/ \t\n\r\"'abcfhimnrstuvx0123456789_[]{}<>.|&$\\";

@@ -21,11 +21,9 @@ trace_run() {
 	local assignments=()
 	VT_RUN_NAME=$1
 	shift
-	while [[ $# -gt 0 && "$1" != -- ]]; do
-		assignments+=("$1")
-		shift
-	done
-	shift
+	vt_split_assignments "$@"
+	assignments=("${VT_ASSIGNMENTS[@]}")
+	set -- "${VT_COMMAND[@]}"
 	VT_RUN_COMMAND="${assignments[*]} viaudit trace $*"
 	echo "--- $VT_RUN_NAME: $VT_RUN_COMMAND"
 	vt__execute env -u VIAUDIT_LOG -u VIAUDIT_PROTOTYPES VIAUDIT_MODULE="$VT_MODULE" \

@@ -147,11 +147,9 @@ rp_run() {
 	local log=$2 assignments=()
 	VT_RUN_NAME=$1
 	shift 2
-	while [[ $# -gt 0 && "$1" != -- ]]; do
-		assignments+=("$1")
-		shift
-	done
-	shift
+	vt_split_assignments "$@"
+	assignments=("${VT_ASSIGNMENTS[@]}")
+	set -- "${VT_COMMAND[@]}"
 	: >"$log"
 	VT_RUN_COMMAND="VIAUDIT_LOG=conns ${assignments[*]} viaudit run -p $RP_POLICY -- $*"
 	echo "--- $VT_RUN_NAME: $VT_RUN_COMMAND"

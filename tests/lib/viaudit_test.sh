@@ -110,16 +110,27 @@ vt__execute() {
 	[[ "$VT_STATUS" != 124 ]] || vt_fail "timed out after ${VT_TIMEOUT:-15} s"
 }
 
+# vt_split_assignments [VAR=VALUE...] -- PROG ARGS...: the VAR=VALUE words into
+# VT_ASSIGNMENTS, PROG ARGS... into VT_COMMAND (the argument form of every *_run helper).
+vt_split_assignments() {
+	VT_ASSIGNMENTS=()
+	while [[ $# -gt 0 && "$1" != -- ]]; do
+		VT_ASSIGNMENTS+=("$1")
+		shift
+	done
+	[[ $# -gt 0 ]] || vt_die "a run needs -- before its command"
+	shift
+	VT_COMMAND=("$@")
+}
+
 # vt_run NAME POLICY [VAR=VALUE...] -- PROG ARGS...: run under LD_AUDIT with routes,conns logging.
 vt_run() {
 	local policy=$2 assignments=()
 	VT_RUN_NAME=$1
 	shift 2
-	while [[ $# -gt 0 && "$1" != -- ]]; do
-		assignments+=("$1")
-		shift
-	done
-	shift
+	vt_split_assignments "$@"
+	assignments=("${VT_ASSIGNMENTS[@]}")
+	set -- "${VT_COMMAND[@]}"
 	VT_RUN_COMMAND="LD_AUDIT=$VT_MODULE VIAUDIT_POLICY=$policy VIAUDIT_LOG=routes,conns ${assignments[*]} $*"
 	echo "--- $VT_RUN_NAME: $VT_RUN_COMMAND"
 	vt__execute env LD_AUDIT="$VT_MODULE" VIAUDIT_POLICY="$policy" VIAUDIT_LOG=routes,conns \
@@ -131,11 +142,9 @@ vt_run_plain() {
 	local assignments=()
 	VT_RUN_NAME=$1
 	shift
-	while [[ $# -gt 0 && "$1" != -- ]]; do
-		assignments+=("$1")
-		shift
-	done
-	shift
+	vt_split_assignments "$@"
+	assignments=("${VT_ASSIGNMENTS[@]}")
+	set -- "${VT_COMMAND[@]}"
 	VT_RUN_COMMAND="${assignments[*]} $*"
 	echo "--- $VT_RUN_NAME (no viaudit): $VT_RUN_COMMAND"
 	vt__execute env -u LD_AUDIT "${assignments[@]}" "$@"

@@ -74,11 +74,9 @@ fl_pending() {
 fl_start() {
 	local name=$1 mode=$2 assignments=()
 	shift 2
-	while [[ $# -gt 0 && "$1" != -- ]]; do
-		assignments+=("$1")
-		shift
-	done
-	shift
+	vt_split_assignments "$@"
+	assignments=("${VT_ASSIGNMENTS[@]}")
+	set -- "${VT_COMMAND[@]}"
 	FL_SECTION_NAMES+=("$name")
 	if [[ $mode == plain ]]; then
 		FL_COMMAND[$name]="${assignments[*]} $*"

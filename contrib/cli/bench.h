@@ -99,6 +99,21 @@ int bench_peer_measure(const char *kind, const char *address, enum bench_mode mo
 /* Parses a result line of bench_peer_measure into `result`. Returns 0, or -EINVAL. */
 int bench_result_parse(const char *line, struct bench_result *result);
 
+/*
+ * Records one round trip that ran from `before` to `after` (ns), unless it still falls in
+ * the warm-up (before `warm_end`). Returns true when the measure is over: past `deadline`,
+ * or the BENCH_MAX_SAMPLES samples are full.
+ */
+static inline bool bench_sample(uint32_t *samples, size_t *count, uint64_t before,
+				uint64_t after, uint64_t warm_end, uint64_t deadline)
+{
+	if (before >= warm_end) {
+		uint64_t rtt = after - before;
+		samples[(*count)++] = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
+	}
+	return after >= deadline || *count == BENCH_MAX_SAMPLES;
+}
+
 /* Sorts `samples` and stores their 50th and 99th percentiles (nearest rank) in `result`. */
 void bench_result_set_percentiles(struct bench_result *result, uint32_t *samples, size_t count);
 

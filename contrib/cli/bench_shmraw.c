@@ -147,12 +147,9 @@ int bench_shmraw_pingpong(size_t size, double seconds, double warmup, struct ben
 			err = -EBADMSG;
 			goto done;
 		}
-		if (before >= warm_end) {
-			uint64_t rtt = after - before;
-			samples[count++] = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
-		}
+		bool over = bench_sample(samples, &count, before, after, warm_end, deadline);
 		before = after;
-		if (after >= deadline || count == BENCH_MAX_SAMPLES)
+		if (over)
 			break;
 	}
 	bench_result_set_percentiles(result, samples, count);

@@ -60,31 +60,10 @@ with_audit() {
 	env LD_AUDIT="$module" VIAUDIT_POLICY="$policy" "$@"
 }
 
-# median: the median of the numbers on stdin, one a line; fails on no input.
-median() {
-	sort -g | awk '{ v[NR] = $1 }
-		END {
-			if (NR == 0) exit 1
-			if (NR % 2) printf "%.6f\n", v[(NR + 1) / 2]
-			else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-		}'
-}
-
-# quartiles: the lower quartile, median and upper quartile of the numbers on stdin (nearest
-# rank), as "Q1 MEDIAN Q3"; a measure of how far one round's difference can be trusted.
-quartiles() {
-	sort -g | awk '{ v[NR] = $1 }
-		END {
-			if (NR == 0) exit 1
-			q1 = int((NR + 3) / 4); q3 = NR + 1 - q1
-			printf "%.2f %.2f %.2f\n", v[q1], (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[q3]
-		}'
-}
-
-# calc EXPRESSION: evaluates an awk expression, e.g. calc '1.5 * 2'.
-calc() {
-	awk "BEGIN { printf \"%.6f\n\", $1 }"
-}
+BENCH_MEASURED=viaudit
+BENCH_WRAP=with_audit
+# shellcheck source=bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
 
 # The measures of the call loops: bench_calls' name, calls per timed loop, the loop function
 # (for callgrind), and the label of the table.
@@ -98,17 +77,6 @@ declare -A label=(
 	[bind]='bind(-1) EBADF, unselected object, not routed'
 	[write]='write(/dev/null, 1 B), selected object, routed')
 declare -A call=([getppid]='getppid()' [strlen]='strlen()' [bind]='bind(-1)' [write]='write()')
-
-# check_calls_output MODE OUTPUT: prints the ns per call of bench_calls' OUTPUT, after checking
-# that the audit module was in the process exactly when MODE is viaudit.
-check_calls_output() {
-	local expected=absent
-	[[ $1 == viaudit ]] && expected=mapped
-	[[ $2 =~ ^ns_per_call=([0-9.]+)\ libviaudit=([a-z]+)$ ]] || die "bench_calls printed '$2'"
-	[[ ${BASH_REMATCH[2]} == "$expected" ]] ||
-		die "in a $1 run the audit module is ${BASH_REMATCH[2]}, not $expected"
-	echo "${BASH_REMATCH[1]}"
-}
 
 load_at_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
@@ -172,7 +140,7 @@ for ((round = 1; round <= rounds; round++)); do
 				result=$(with_audit "$bench/bench_calls" -r "$repeats" "$measure" "${count[$measure]}") ||
 					die "bench_calls $measure failed under LD_AUDIT"
 			fi
-			ns=$(check_calls_output "$mode" "$result") || exit 1
+			ns=$(calls_ns "$mode" "$result") || exit 1
 			echo "$ns" >>"$work/$measure.$mode"
 		done
 	done
@@ -185,26 +153,9 @@ for measure in "${measures[@]}"; do
 done
 
 # --- instructions per call, under callgrind ---------------------------------------------------
-# Each count is taken at two loop lengths and differenced, so that the warm-up and the one-time
-# binding of the PLT slot (la_symbind64 included) cancel out.
+# Each count is taken at two loop lengths and differenced (bench_lib.sh).
 instructions_tool=none
 instructions_note=
-short=1000
-long=11000
-
-# callgrind_count MODE MEASURE CALLS: instructions executed inside the loop function.
-callgrind_count() {
-	local out=$work/callgrind.$1.$2.$3 result
-	local command=(valgrind --tool=callgrind --callgrind-out-file="$out"
-		"--toggle-collect=${loop[$2]}" "$bench/bench_calls" -r 1 "$2" "$3")
-	if [[ $1 == viaudit ]]; then
-		result=$(with_audit "${command[@]}" 2>"$out.stderr") || return 1
-	else
-		result=$("${command[@]}" 2>"$out.stderr") || return 1
-	fi
-	check_calls_output "$1" "$result" >/dev/null || exit 1
-	awk '$1 == "totals:" { print $2 }' "$out"
-}
 
 # perf_count MODE MEASURE CALLS: user-space instructions of the whole process.
 perf_count() {
@@ -216,16 +167,8 @@ perf_count() {
 	else
 		result=$("${command[@]}" 2>/dev/null) || return 1
 	fi
-	check_calls_output "$1" "$result" >/dev/null || exit 1
+	calls_ns "$1" "$result" >/dev/null || exit 1
 	awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ { print $1 }' "$out"
-}
-
-# per_call COUNTER MODE MEASURE: instructions per call, from two loop lengths.
-per_call() {
-	local a b
-	a=$("$1" "$2" "$3" "$short") && b=$("$1" "$2" "$3" "$long") && [[ -n $a && -n $b ]] ||
-		return 1
-	calc "($b - $a) / ($long - $short)"
 }
 
 echo

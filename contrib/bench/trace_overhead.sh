@@ -52,24 +52,10 @@ traced() {
 		VIAUDIT_LOG_FILE="${TRACE_LOG:-/dev/null}" "$@"
 }
 
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) exit 1
-		if (NR % 2) printf "%.6f\n", v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-calc() {
-	awk "BEGIN { printf \"%.6f\n\", $1 }"
-}
-
-# ns MODE OUTPUT: bench_calls' ns per call, after checking the module was mapped exactly in traced runs.
-ns() {
-	local expected=absent
-	[[ $1 == traced ]] && expected=mapped
-	[[ $2 =~ ^ns_per_call=([0-9.]+)\ libviaudit=([a-z]+)$ ]] || die "bench_calls printed '$2'"
-	[[ ${BASH_REMATCH[2]} == "$expected" ]] || die "in a $1 run the module is ${BASH_REMATCH[2]}"
-	echo "${BASH_REMATCH[1]}"
-}
+BENCH_MEASURED=traced
+BENCH_WRAP=traced
+# shellcheck source=bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
 
 measures=(write getppid strlen)
 declare -A count=([write]=20000 [getppid]=100000 [strlen]=2000000)
@@ -110,7 +96,7 @@ for ((round = 1; round <= rounds; round++)); do
 				result=$(traced "$bench/bench_calls" -r "$repeats" "$measure" "${count[$measure]}") ||
 					die "bench_calls $measure failed under tracing"
 			fi
-			ns "$mode" "$result" >>"$work/$measure.$mode"
+			calls_ns "$mode" "$result" >>"$work/$measure.$mode"
 		done
 	done
 done
@@ -121,27 +107,7 @@ for measure in "${measures[@]}"; do
 done
 
 # --- instructions per call of the untraced calls, under callgrind ------------------------------
-# Two loop lengths, differenced, so that start-up and the one-time binding cancel out.
-short=1000
-long=11000
-callgrind_count() {
-	local out=$work/callgrind.$1.$2.$3 result
-	local command=(valgrind --tool=callgrind --callgrind-out-file="$out"
-		"--toggle-collect=${loop[$2]}" "$bench/bench_calls" -r 1 "$2" "$3")
-	if [[ $1 == traced ]]; then
-		result=$(traced "${command[@]}" 2>"$out.stderr") || return 1
-	else
-		result=$("${command[@]}" 2>"$out.stderr") || return 1
-	fi
-	ns "$1" "$result" >/dev/null || exit 1
-	awk '$1 == "totals:" { print $2 }' "$out"
-}
-per_call() {
-	local a b
-	a=$(callgrind_count "$1" "$2" "$short") && b=$(callgrind_count "$1" "$2" "$long") &&
-		[[ -n $a && -n $b ]] || return 1
-	calc "($b - $a) / ($long - $short)"
-}
+# Instructions per call of the untraced calls, from two loop lengths (bench_lib.sh).
 instructions=no
 echo
 if ! command -v valgrind >/dev/null; then
@@ -153,7 +119,7 @@ else
 	echo "trace_overhead.sh: instructions per call with callgrind (loops of $short and $long calls, differenced)"
 	for measure in "${measures[@]}"; do
 		for mode in plain traced; do
-			value=$(per_call "$mode" "$measure") || die "callgrind failed on $measure ($mode)"
+			value=$(per_call callgrind_count "$mode" "$measure") || die "callgrind failed on $measure ($mode)"
 			echo "$value" >"$work/$measure.$mode.instructions"
 			printf '    %-8s %-7s %s instructions/call\n' "$measure" "$mode" "$value"
 		done

@@ -9,17 +9,10 @@
 
 #include "door_message.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#define FUZZ_NAME "fuzz_door_message"
+#include "fuzz_util.h"
 
-/* Stops the run when a property of the decoder does not hold. */
-#define fuzz_check(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_door_message: %s:%d: check failed: %s\n",   \
-				__FILE__, __LINE__, #cond);                                \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool fuzz_ring_size_valid(uint32_t size)
 {
@@ -95,22 +88,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
  * two seeds) to LLVMFuzzerTestOneInput. A crash, a sanitizer report or a failed check fails
  * the test; the same SEED gives the same inputs.
  */
-
-static uint64_t fuzz_state;
-
-static uint64_t fuzz_random(void)
-{
-	/* xorshift64*: small, fast and the same everywhere. */
-	fuzz_state ^= fuzz_state >> 12;
-	fuzz_state ^= fuzz_state << 25;
-	fuzz_state ^= fuzz_state >> 27;
-	return fuzz_state * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t fuzz_below(size_t n)
-{
-	return n == 0 ? 0 : (size_t)(fuzz_random() % n);
-}
 
 static const uint32_t fuzz_values[] = {
 	0, 1, 2, 4, 6, 10, 0xff, 0xffff, 0x10000, 0x7fffffff, 0x80000000u, 0xffffffffu,
@@ -234,7 +211,7 @@ int main(int argc, char **argv)
 		LLVMFuzzerTestOneInput(seeds[s], seed_len[s]);
 	}
 
-	fuzz_state = seed_value * 0x9E3779B97F4A7C15ULL + 1;
+	fuzz_seed(seed_value);
 	for (long n = 0; n < iterations; n++) {
 		size_t s = fuzz_below(2), len = seed_len[s];
 		size_t mutations = 1 + fuzz_below(fuzz_below(4) == 0 ? 16 : 3);

@@ -10,17 +10,10 @@
 
 #include <viaudit/policy.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#define FUZZ_NAME "fuzz_policy"
+#include "fuzz_util.h"
 
-/* Stops the run when an invariant of a parsed policy does not hold. */
-#define fuzz_check(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_policy: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                          \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fuzz_check_diagnostics(const struct vi_policy *p)
 {
@@ -166,22 +159,6 @@ struct fuzz_seed {
 	char *text;
 	size_t len;
 };
-
-static uint64_t fuzz_state;
-
-static uint64_t fuzz_random(void)
-{
-	/* xorshift64*: small, fast and the same everywhere. */
-	fuzz_state ^= fuzz_state >> 12;
-	fuzz_state ^= fuzz_state << 25;
-	fuzz_state ^= fuzz_state >> 27;
-	return fuzz_state * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t fuzz_below(size_t n)
-{
-	return n == 0 ? 0 : (size_t)(fuzz_random() % n);
-}
 
 static const char fuzz_bytes[] = " \t\n\r#*:/[]!?,=-.\\0123456789abcdefxX\xff\x80";
 static const char *const fuzz_words[] = {
@@ -350,7 +327,7 @@ int main(int argc, char **argv)
 		vi_policy_free(p);
 	}
 
-	fuzz_state = seed_value * 0x9E3779B97F4A7C15ULL + 1;
+	fuzz_seed(seed_value);
 	fuzz_run_large_inputs();
 
 	size_t cap = 64 * 1024;

@@ -9,6 +9,9 @@
 
 #include "shm_segment.h"
 
+#define FUZZ_NAME "fuzz_shm_ring"
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
@@ -29,15 +32,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * heap block, so AddressSanitizer reports any access past either end of it; the content
  * checks catch an access that strays inside it.
  */
-
-#define fuzz_check(cond)                                                                     \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "fuzz_shm_ring: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                            \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 #define FUZZ_MAX_LEN (2 * 8192 + 64)
 
@@ -378,16 +372,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
  * checks that both kinds of outcome happened: bytes moved, and corruption was caught.
  */
 
-static uint64_t fuzz_state;
-
-static uint64_t fuzz_random(void)
-{
-	fuzz_state ^= fuzz_state >> 12;
-	fuzz_state ^= fuzz_state << 25;
-	fuzz_state ^= fuzz_state >> 27;
-	return fuzz_state * 0x2545F4914F6CDD1DULL;
-}
-
 int main(int argc, char **argv)
 {
 	uint64_t steps = 200000, seed = 1;
@@ -403,7 +387,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	fuzz_state = seed * 0x9E3779B97F4A7C15ULL + 1;
+	fuzz_seed(seed);
 	while (fuzz_stats.steps < steps) {
 		size_t len = 16 + (size_t)(fuzz_random() % (sizeof(script) - 16));
 		for (size_t i = 0; i < len; i++)

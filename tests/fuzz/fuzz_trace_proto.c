@@ -6,6 +6,9 @@
 
 #include "trace_proto.h"
 
+#define FUZZ_NAME "fuzz_trace_proto"
+#include "fuzz_util.h"
+
 /* Counts the diagnostics and checks their form: "FILE:LINE:COL: error|warning: ...". */
 static void fuzz_report(void *context, const char *line)
 {
@@ -56,17 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 #else
-static uint64_t fuzz_state;
-
-static uint64_t fuzz_next(void)
-{
-	/* xorshift64*: deterministic for a seed, so a failure can be replayed. */
-	fuzz_state ^= fuzz_state >> 12;
-	fuzz_state ^= fuzz_state << 25;
-	fuzz_state ^= fuzz_state >> 27;
-	return fuzz_state * 0x2545F4914F6CDD1Dull;
-}
-
 static const char *const fuzz_seeds[] = {
 	"int SSL_read(void *ssl, buf(ret) void *buf, int num);\n"
 	"int SSL_write(void *ssl, buf(num) const void *buf, int num);\n",
@@ -82,40 +74,39 @@ static const char *const fuzz_seeds[] = {
 int main(int argc, char **argv)
 {
 	long iterations = 20000;
-	fuzz_state = 1;
+	uint64_t seed = 1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "-n") == 0)
 			iterations = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "-s") == 0)
-			fuzz_state = strtoull(argv[i + 1], NULL, 0);
+			seed = strtoull(argv[i + 1], NULL, 0);
 		else {
 			fprintf(stderr, "usage: fuzz_trace_proto [-n ITERATIONS] [-s SEED]\n");
 			return 2;
 		}
 	}
-	if (fuzz_state == 0)
-		fuzz_state = 1;
+	fuzz_seed(seed);
 	static const char alphabet[] = "()*,;#/ \t\n\r\"'abcfhimnrstuvx0123456789_[]{}<>.|&$\\";
 	char buf[4096];
 	for (long i = 0; i < iterations; i++) {
-		const char *seed = fuzz_seeds[fuzz_next() % (sizeof(fuzz_seeds) / sizeof(*fuzz_seeds))];
-		size_t len = strlen(seed);
-		memcpy(buf, seed, len);
-		int edits = 1 + (int)(fuzz_next() % 8);
+		const char *text = fuzz_seeds[fuzz_below(sizeof(fuzz_seeds) / sizeof(*fuzz_seeds))];
+		size_t len = strlen(text);
+		memcpy(buf, text, len);
+		int edits = 1 + (int)(fuzz_random() % 8);
 		for (int e = 0; e < edits; e++) {
-			size_t at = len ? (size_t)(fuzz_next() % len) : 0;
-			switch (fuzz_next() % 5) {
+			size_t at = len ? (size_t)(fuzz_random() % len) : 0;
+			switch (fuzz_random() % 5) {
 			case 0: /* replace a byte with anything */
 				if (len)
-					buf[at] = (char)(fuzz_next() & 0xff);
+					buf[at] = (char)(fuzz_random() & 0xff);
 				break;
 			case 1: /* replace a byte with one of the grammar's */
 				if (len)
-					buf[at] = alphabet[fuzz_next() % (sizeof(alphabet) - 1)];
+					buf[at] = alphabet[fuzz_random() % (sizeof(alphabet) - 1)];
 				break;
 			case 2: /* delete a run */
 				if (len) {
-					size_t n = 1 + (size_t)(fuzz_next() % 16);
+					size_t n = 1 + (size_t)(fuzz_random() % 16);
 					if (n > len - at)
 						n = len - at;
 					memmove(buf + at, buf + at + n, len - at - n);
@@ -124,7 +115,7 @@ int main(int argc, char **argv)
 				break;
 			case 3: /* duplicate a run */
 				if (len && len < sizeof(buf) / 2) {
-					size_t n = 1 + (size_t)(fuzz_next() % 64);
+					size_t n = 1 + (size_t)(fuzz_random() % 64);
 					if (n > len - at)
 						n = len - at;
 					memmove(buf + at + n, buf + at, len - at);
@@ -134,7 +125,7 @@ int main(int argc, char **argv)
 			default: /* a long word */
 				if (len + 300 < sizeof(buf)) {
 					memmove(buf + at + 300, buf + at, len - at);
-					memset(buf + at, 'a' + (int)(fuzz_next() % 26), 300);
+					memset(buf + at, 'a' + (int)(fuzz_random() % 26), 300);
 					len += 300;
 				}
 				break;

@@ -9,14 +9,13 @@
 #   rp_run NAME LOG -- PROG ARGS...       # a client under `viaudit run`, conns log into LOG
 #   rp_expect_shm CLIENT_LOG SERVER_LOG PORT
 #   rp_stop_server NAME                   # sets RP_SERVER_STATUS
-#   rp_finish                             # 1 on a failed check, else 77 while shm is not built
+#   rp_finish                             # 1 on a failed check, else 0
 #
 # Every program runs as `viaudit run -p POLICY -- PROG` with VIAUDIT_LOG=conns and its own
 # VIAUDIT_LOG_FILE, under a time limit. The policy routes every TCP connection to 127.0.0.0/8
 # `auto`: shm when both ends run viaudit.
 
 RP_SERVER_PIDS=()
-RP_SHM_PENDING=0
 
 # Stops the servers still running, then does vt_cleanup.
 rp_cleanup() {
@@ -160,7 +159,6 @@ rp_run() {
 
 # rp_expect_shm CLIENT_LOG SERVER_LOG PORT: every connection the client made to PORT has
 # transport=shm in its conns line, and so has the server's line for the same connection.
-# Lines that say "shm not available yet" set RP_SHM_PENDING instead (rp_finish skips then).
 rp_expect_shm() {
 	local client_log=$1 server_log=$2 port=$3 line client_port transport count=0 bad=0
 	local pattern="^viaudit: conns: [^ ]+ fd=[0-9]+ local=127\\.0\\.0\\.1:([0-9]+) peer=127\\.0\\.0\\.1:$port transport=(.*) rule=[^ ]+\$"
@@ -169,9 +167,7 @@ rp_expect_shm() {
 		count=$((count + 1))
 		client_port=${BASH_REMATCH[1]}
 		transport=${BASH_REMATCH[2]}
-		if [[ $transport == "tcp (shm not available yet"* ]]; then
-			RP_SHM_PENDING=1
-		elif [[ $transport != shm ]]; then
+		if [[ $transport != shm ]]; then
 			# One failure per kind is enough to read; the count says how many.
 			[[ $bad != 0 ]] || vt_fail "client connection from port $client_port: transport=$transport, expected shm"
 			bad=$((bad + 1))
@@ -186,12 +182,7 @@ rp_expect_shm() {
 	echo "    $count client connection(s) to port $port in the conns log"
 }
 
-# Ends the script: 1 when a check failed; else 77 while the conns lines say the shm transport
-# is not built yet (everything else was checked); else 0.
+# Ends the script: 1 when a check failed, else 0.
 rp_finish() {
-	if [[ "$VT_FAILURES" == 0 && "$RP_SHM_PENDING" == 1 ]]; then
-		echo "SKIP: shm transport not built yet (every other check passed)"
-		exit 77
-	fi
 	vt_finish
 }

@@ -8,17 +8,16 @@
 #   fl_wait_port NAME FILE                # sets FL_PORT and FL_SERVER_PID from "PORT PID" in FILE
 #   fl_wait NAME                          # its exit status in FL_STATUS[NAME]
 #   fl_expect_status / fl_expect_out / fl_expect_no_crash / fl_expect_conns_* ...
-#   fl_end_section; fl_finish             # exit 0, 1, or 77 when only shm checks are pending
+#   fl_end_section; fl_finish             # exit 0, or 1 when a check failed
 #
-# A check that needs the shm transport is "pending" while the module says
-# "shm not available yet": the script goes on, and ends with exit 77 (unless a check failed).
+# A check that needs the shm transport fails when it does not hold (fl_pending): the
+# transport is built, so its absence is a regression, not a reason to skip.
 # shellcheck shell=bash
 
 FL_LIMIT=${FL_LIMIT:-60}
 FL_SECTION=
 FL_SECTION_FAILED=0
 FL_SECTION_NAMES=()
-FL_PENDING=()
 FL_NOT_BUILT='shm not available yet'
 FL_PORT=
 FL_SERVER_PID=
@@ -64,10 +63,10 @@ fl_pass() {
 	echo "ok: $*"
 }
 
-# fl_pending WHAT: WHAT can only be checked once the shm transport is built.
+# fl_pending WHAT: WHAT needs the shm transport, which the module has: its absence (the old
+# "shm not available yet" fallback, no door, no mapping) is a failure, never a skip.
 fl_pending() {
-	echo "PENDING: $* (shm transport not built yet)"
-	FL_PENDING+=("[$FL_SECTION] $*")
+	fl_fail "expected: $* (the shm transport is built, so this must hold)"
 }
 
 # fl_start NAME MODE [VAR=VALUE...] -- PROG ARGS...: starts PROG in the background under timeout.
@@ -272,20 +271,11 @@ fl_end_section() {
 	echo "    ----------------"
 }
 
-# Ends the script: 1 when a check failed, 77 when checks wait for the shm transport, else 0.
+# Ends the script: 1 when a check failed, else 0.
 fl_finish() {
-	local item
 	if [[ $VT_FAILURES != 0 ]]; then
 		echo "$VT_FAILURES check(s) failed"
 		exit 1
-	fi
-	if [[ ${#FL_PENDING[@]} != 0 ]]; then
-		echo "every other check passed; these wait for the shm transport:"
-		for item in "${FL_PENDING[@]}"; do
-			echo "  $item"
-		done
-		echo "SKIP: shm transport not built yet"
-		exit 77
 	fi
 	echo "all checks passed"
 	exit 0

@@ -117,6 +117,23 @@ static bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 static int shm_flush_to_kernel(struct shm_endpoint *e, int fd);
 static void shm_release(struct shm_endpoint *e);
 
+static void shm_fallback_destroy(struct vi_conn *conn)
+{
+	shm_release(&conn->shm);
+}
+
+/*
+ * A connector whose listener turned shm down: the kernel socket carries the bytes, and the
+ * segment it had mapped (another thread may still be looking at the rings) goes at close.
+ */
+static const struct vi_endpoint_ops shm_fallback_ops = {
+	.name = "tcp",
+	.recvmsg = vi_tcp_recvmsg,
+	.sendmsg = vi_tcp_sendmsg,
+	.shutdown = vi_tcp_shutdown,
+	.destroy = shm_fallback_destroy,
+};
+
 /*
  * Reads the listener's answer if it came; with `timeout_ms` != 0 waits that long for it.
  * Returns 0 (settled, or still pending after the wait).
@@ -182,7 +199,7 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 			    status == ETIMEDOUT ? "no answer from the listener within 1 s"
 			    : status == ECONNRESET ? "the listener closed its door without an answer"
 						   : "the listener refused shm");
-	conn->ops = &vi_tcp_ops;
+	conn->ops = &shm_fallback_ops;
 	conn->transport = VI_TRANSPORT_TCP;
 	e->state = SHM_FALLBACK;
 	shm_unlock(&e->tx_lock);
@@ -630,12 +647,6 @@ void vi_shm_endpoint_release(struct vi_conn *conn)
 {
 	shm_release(&conn->shm);
 	conn->ops = NULL;
-}
-
-void vi_shm_release_fallback(struct vi_conn *conn)
-{
-	if (conn->shm.base != NULL)
-		shm_release(&conn->shm);
 }
 
 void vi_shm_mark_forked(struct vi_conn *conn)

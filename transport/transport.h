@@ -72,8 +72,10 @@ struct vi_conn {
  */
 int vi_tcp_attach(struct vi_conn *conn, int fd);
 
-/* The tcp endpoint's operations, for endpoints that fall back to it. */
-extern const struct vi_endpoint_ops vi_tcp_ops;
+/* The tcp endpoint's data operations, for endpoints that fall back to the kernel socket. */
+ssize_t vi_tcp_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags);
+ssize_t vi_tcp_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags);
+int vi_tcp_shutdown(struct vi_conn *conn, int fd, int how);
 
 /* Releases whatever endpoint carries `conn`. */
 void vi_conn_destroy(struct vi_conn *conn);
@@ -100,9 +102,6 @@ void vi_shm_listener_close(struct shm_listener *listener);
  */
 int vi_shm_accept(struct shm_listener *listener, struct vi_conn *conn, int fd, char *reason,
 		  size_t reason_size);
-
-/* A connection that fell back from shm to tcp: releases its mapping and eventfds (at close). */
-void vi_shm_release_fallback(struct vi_conn *conn);
 
 /* Called in the parent before fork(): sessions now shared with a child are not ended by one copy's close. */
 void vi_shm_mark_forked(struct vi_conn *conn);

@@ -18,7 +18,6 @@ FL_LIMIT=${FL_LIMIT:-60}
 FL_SECTION=
 FL_SECTION_FAILED=0
 FL_SECTION_NAMES=()
-FL_NOT_BUILT='shm not available yet'
 FL_PORT=
 FL_SERVER_PID=
 declare -A FL_PID=() FL_STATUS=() FL_COMMAND=()
@@ -182,17 +181,14 @@ fl_conns() {
 
 # fl_expect_conns_shm NAME COUNT WHAT: NAME logged COUNT connections, all on transport=shm.
 fl_expect_conns_shm() {
-	local name=$1 count=$2 what=$3 lines total shm not_built
+	local name=$1 count=$2 what=$3 lines total shm
 	lines=$(fl_conns "$name")
 	total=$(grep -c . <<<"$lines" || true)
 	shm=$(grep -c ' transport=shm ' <<<"$lines" || true)
-	not_built=$(grep -c " transport=tcp ($FL_NOT_BUILT" <<<"$lines" || true)
 	if [[ $total != "$count" ]]; then
 		fl_fail "$name logged $total connection(s), expected $count ($what)"
 	elif [[ $shm == "$total" ]]; then
 		fl_pass "$name's $count connection(s) on transport=shm ($what)"
-	elif [[ $((shm + not_built)) == "$total" ]]; then
-		fl_pending "$name's $count connection(s) on transport=shm ($what)"
 	else
 		fl_fail "$name's connections not on shm ($what): $(grep -v ' transport=shm ' <<<"$lines" | head -n 3)"
 	fi
@@ -201,17 +197,14 @@ fl_expect_conns_shm() {
 # fl_expect_conns_fallback NAME COUNT REASON WHAT: NAME logged COUNT connections, all on
 # transport=tcp with a reason matching the extended regex REASON.
 fl_expect_conns_fallback() {
-	local name=$1 count=$2 reason=$3 what=$4 lines total good not_built
+	local name=$1 count=$2 reason=$3 what=$4 lines total good
 	lines=$(fl_conns "$name")
 	total=$(grep -c . <<<"$lines" || true)
 	good=$(grep -Ec " transport=tcp \\(.*($reason).*\\) rule=" <<<"$lines" || true)
-	not_built=$(grep -c " transport=tcp ($FL_NOT_BUILT" <<<"$lines" || true)
 	if [[ $total != "$count" ]]; then
 		fl_fail "$name logged $total connection(s), expected $count ($what)"
-	elif [[ $good == "$total" && $not_built == 0 ]]; then
+	elif [[ $good == "$total" ]]; then
 		fl_pass "$name's $count connection(s) fell back to tcp with a reason matching /$reason/ ($what)"
-	elif [[ $not_built == "$total" ]]; then
-		fl_pending "$name's $count connection(s) fall back to tcp with a reason matching /$reason/ ($what)"
 	else
 		fl_fail "$name's connections do not fall back to tcp with a reason matching /$reason/ ($what): $(head -n 3 <<<"$lines")"
 	fi
@@ -240,8 +233,6 @@ fl_expect_listening_shm() {
 		fl_fail "$1 logged no routed listening socket"
 	elif [[ $line == *' transport=shm '* ]]; then
 		fl_pass "$1's listening socket is on shm"
-	elif [[ $line == *"transport=tcp ($FL_NOT_BUILT"* ]]; then
-		fl_pending "$1's listening socket is on shm"
 	else
 		fl_fail "$1's listening socket is not on shm: $line"
 	fi

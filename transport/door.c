@@ -289,6 +289,18 @@ static bool fd_is_eventfd(int fd)
 	return n == (ssize_t)sizeof want - 1 && memcmp(link, want, sizeof want - 1) == 0;
 }
 
+/* Whether FD is an AF_UNIX SOCK_SEQPACKET socket: a door connection. */
+static bool fd_is_seqpacket(int fd)
+{
+	int type = 0, domain = 0;
+	socklen_t len = sizeof type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return false;
+	len = sizeof domain;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
 static void fds_close(const int *fds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -350,9 +362,13 @@ int door_recv(int fd, struct door_message *msg, int *fds, size_t max_fds, size_t
 		r = door_message_decode(data, (size_t)n, &decoded);
 	if (r == 0 && (ngot != door_message_fd_count(decoded.type) || ngot > max_fds))
 		r = -EPROTO;
-	if (r == 0 && decoded.type == DOOR_MESSAGE_REQUEST &&
+	if (r == 0 && (decoded.type == DOOR_MESSAGE_REQUEST || decoded.type == DOOR_MESSAGE_FORWARD) &&
 	    (!fd_is_memfd(got[DOOR_FD_MEMFD]) || !fd_is_eventfd(got[DOOR_FD_CONNECTOR_WAKE]) ||
 	     !fd_is_eventfd(got[DOOR_FD_LISTENER_WAKE])))
+		r = -EPROTO;
+	if (r == 0 && decoded.type == DOOR_MESSAGE_FORWARD && !fd_is_seqpacket(got[DOOR_FD_CONNECTOR_DOOR]))
+		r = -EPROTO;
+	if (r == 0 && decoded.type == DOOR_MESSAGE_ATTACH && !fd_is_memfd(got[DOOR_FD_MEMFD]))
 		r = -EPROTO;
 	if (r < 0) {
 		fds_close(got, ngot);

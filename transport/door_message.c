@@ -14,6 +14,8 @@
  *   REQUEST  16 source address | 40 destination address | 64 token[16] | 80 ring_size u32 |
  *            84 flags u32                                                   (88 bytes)
  *   ACCEPT   16 token[16] | 32 status u32 | 36 ring_size u32                (40 bytes)
+ *   FORWARD  as REQUEST                                                     (88 bytes)
+ *   ATTACH   16 token[16] | 32 epoch u32 | 36 ring_size u32                 (40 bytes)
  */
 enum {
 	HEADER_MAGIC = 0,
@@ -37,10 +39,15 @@ enum {
 	ACCEPT_TOKEN = DOOR_HEADER_SIZE,
 	ACCEPT_STATUS = ACCEPT_TOKEN + DOOR_TOKEN_SIZE,
 	ACCEPT_RING_SIZE = ACCEPT_STATUS + 4,
+
+	ATTACH_TOKEN = DOOR_HEADER_SIZE,
+	ATTACH_EPOCH = ATTACH_TOKEN + DOOR_TOKEN_SIZE,
+	ATTACH_RING_SIZE = ATTACH_EPOCH + 4,
 };
 
 _Static_assert(REQUEST_FLAGS + 4 == DOOR_REQUEST_SIZE, "REQUEST layout");
 _Static_assert(ACCEPT_RING_SIZE + 4 == DOOR_ACCEPT_SIZE, "ACCEPT layout");
+_Static_assert(ATTACH_RING_SIZE + 4 == DOOR_ATTACH_SIZE, "ATTACH layout");
 _Static_assert(ADDRESS_BYTES + 16 == DOOR_ADDRESS_SIZE, "address layout");
 
 /* Address families on the wire: the IP version, independent of the host's AF_* values. */
@@ -102,6 +109,8 @@ size_t door_message_size(enum door_message_type type)
 	switch (type) {
 	case DOOR_MESSAGE_REQUEST: return DOOR_REQUEST_SIZE;
 	case DOOR_MESSAGE_ACCEPT: return DOOR_ACCEPT_SIZE;
+	case DOOR_MESSAGE_FORWARD: return DOOR_REQUEST_SIZE;
+	case DOOR_MESSAGE_ATTACH: return DOOR_ATTACH_SIZE;
 	}
 	return 0;
 }
@@ -111,6 +120,8 @@ size_t door_message_fd_count(enum door_message_type type)
 	switch (type) {
 	case DOOR_MESSAGE_REQUEST: return DOOR_REQUEST_FDS;
 	case DOOR_MESSAGE_ACCEPT: return DOOR_ACCEPT_FDS;
+	case DOOR_MESSAGE_FORWARD: return DOOR_FORWARD_FDS;
+	case DOOR_MESSAGE_ATTACH: return DOOR_ATTACH_FDS;
 	}
 	return 0;
 }
@@ -131,11 +142,19 @@ static bool accept_valid(const struct door_accept *a)
 	return a->status > 0 && a->status <= DOOR_STATUS_ERRNO_MAX && a->ring_size == 0;
 }
 
+static bool attach_valid(const struct door_attach *a)
+{
+	return !bytes_all_zero(a->token, sizeof a->token) && a->epoch != 0 &&
+	       ring_size_valid(a->ring_size);
+}
+
 int door_message_validate(const struct door_message *msg)
 {
 	switch (msg->type) {
-	case DOOR_MESSAGE_REQUEST: return request_valid(&msg->request) ? 0 : -EINVAL;
+	case DOOR_MESSAGE_REQUEST:
+	case DOOR_MESSAGE_FORWARD: return request_valid(&msg->request) ? 0 : -EINVAL;
 	case DOOR_MESSAGE_ACCEPT: return accept_valid(&msg->accept) ? 0 : -EINVAL;
+	case DOOR_MESSAGE_ATTACH: return attach_valid(&msg->attach) ? 0 : -EINVAL;
 	}
 	return -EINVAL;
 }
@@ -168,7 +187,7 @@ long door_message_encode(const struct door_message *msg, void *buf, size_t size)
 	put_u16(p + HEADER_TYPE, (uint16_t)msg->type);
 	put_u32(p + HEADER_LENGTH, (uint32_t)len);
 
-	if (msg->type == DOOR_MESSAGE_REQUEST) {
+	if (msg->type == DOOR_MESSAGE_REQUEST || msg->type == DOOR_MESSAGE_FORWARD) {
 		const struct door_request *r = &msg->request;
 
 		address_encode(p + REQUEST_SOURCE, &r->source);
@@ -176,6 +195,12 @@ long door_message_encode(const struct door_message *msg, void *buf, size_t size)
 		memcpy(p + REQUEST_TOKEN, r->token, sizeof r->token);
 		put_u32(p + REQUEST_RING_SIZE, r->ring_size);
 		put_u32(p + REQUEST_FLAGS, r->flags);
+	} else if (msg->type == DOOR_MESSAGE_ATTACH) {
+		const struct door_attach *a = &msg->attach;
+
+		memcpy(p + ATTACH_TOKEN, a->token, sizeof a->token);
+		put_u32(p + ATTACH_EPOCH, a->epoch);
+		put_u32(p + ATTACH_RING_SIZE, a->ring_size);
 	} else {
 		const struct door_accept *a = &msg->accept;
 
@@ -215,7 +240,7 @@ int door_message_decode(const void *buf, size_t len, struct door_message *out)
 	    get_u32(p + HEADER_RESERVED) != 0)
 		return -EBADMSG;
 	type = get_u16(p + HEADER_TYPE);
-	if (type != DOOR_MESSAGE_REQUEST && type != DOOR_MESSAGE_ACCEPT)
+	if (type < DOOR_MESSAGE_REQUEST || type > DOOR_MESSAGE_ATTACH)
 		return -EBADMSG;
 	/* The length field, the received size and the type's size must all agree. */
 	if (get_u32(p + HEADER_LENGTH) != len || door_message_size(type) != len)
@@ -223,7 +248,7 @@ int door_message_decode(const void *buf, size_t len, struct door_message *out)
 
 	memset(&msg, 0, sizeof msg);
 	msg.type = (enum door_message_type)type;
-	if (msg.type == DOOR_MESSAGE_REQUEST) {
+	if (msg.type == DOOR_MESSAGE_REQUEST || msg.type == DOOR_MESSAGE_FORWARD) {
 		struct door_request *r = &msg.request;
 
 		if (!address_decode(p + REQUEST_SOURCE, &r->source) ||
@@ -233,6 +258,14 @@ int door_message_decode(const void *buf, size_t len, struct door_message *out)
 		r->ring_size = get_u32(p + REQUEST_RING_SIZE);
 		r->flags = get_u32(p + REQUEST_FLAGS);
 		if (!request_valid(r))
+			return -EBADMSG;
+	} else if (msg.type == DOOR_MESSAGE_ATTACH) {
+		struct door_attach *a = &msg.attach;
+
+		memcpy(a->token, p + ATTACH_TOKEN, sizeof a->token);
+		a->epoch = get_u32(p + ATTACH_EPOCH);
+		a->ring_size = get_u32(p + ATTACH_RING_SIZE);
+		if (!attach_valid(a))
 			return -EBADMSG;
 	} else {
 		struct door_accept *a = &msg.accept;

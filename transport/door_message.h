@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 
 /*
- * A door carries two messages (DESIGN.md, "Same-host transport"):
+ * A door carries four messages (DESIGN.md, "Same-host transport" and "Fork handoff"):
  *
  *   REQUEST  connector -> listener: "I am the TCP connection from SOURCE to DESTINATION that
  *            is about to arrive; here is our shared memory". It carries, with SCM_RIGHTS,
@@ -16,6 +16,13 @@
  *            of the connector's reader, then the wake eventfd of the listener's reader.
  *   ACCEPT   listener -> connector: the token echoed, ok or refused (with an errno), and the
  *            ring size the listener will use. It carries no descriptors.
+ *   FORWARD  a pre-forked worker -> the door it drained: a REQUEST that worker took but whose
+ *            TCP connection another worker accepts, put back for the others. It carries the
+ *            request's three descriptors and then the connector's door connection.
+ *   ATTACH   the new owner of a connection after fork -> the peer, over the session channel
+ *            (the door connection, kept for the session's life): the session token (the
+ *            proof), the handoff's epoch and the ring size of the new endpoint, with the new
+ *            endpoint's sealed memfd.
  *
  * The wire form is the same on every host that runs both ends (one host): explicit byte
  * offsets, little-endian integers, ports in network order, no padding, every reserved byte
@@ -31,6 +38,8 @@
 enum door_message_type {
 	DOOR_MESSAGE_REQUEST = 1,
 	DOOR_MESSAGE_ACCEPT = 2,
+	DOOR_MESSAGE_FORWARD = 3,
+	DOOR_MESSAGE_ATTACH = 4,
 };
 
 /* Wire sizes: a 16-byte header, then the type's body. */
@@ -39,15 +48,19 @@ enum door_message_type {
 #define DOOR_TOKEN_SIZE 16u
 #define DOOR_REQUEST_SIZE (DOOR_HEADER_SIZE + 2 * DOOR_ADDRESS_SIZE + DOOR_TOKEN_SIZE + 8u)
 #define DOOR_ACCEPT_SIZE (DOOR_HEADER_SIZE + DOOR_TOKEN_SIZE + 8u)
+#define DOOR_ATTACH_SIZE (DOOR_HEADER_SIZE + DOOR_TOKEN_SIZE + 8u)
 #define DOOR_MESSAGE_SIZE_MAX DOOR_REQUEST_SIZE
 
 /* Descriptors that travel with each type, and the most any message carries. */
 #define DOOR_REQUEST_FDS 3u
 #define DOOR_ACCEPT_FDS 0u
-#define DOOR_MESSAGE_FDS_MAX DOOR_REQUEST_FDS
+#define DOOR_FORWARD_FDS 4u
+#define DOOR_ATTACH_FDS 1u
+#define DOOR_MESSAGE_FDS_MAX DOOR_FORWARD_FDS
 #define DOOR_FD_MEMFD 0u
 #define DOOR_FD_CONNECTOR_WAKE 1u
 #define DOOR_FD_LISTENER_WAKE 2u
+#define DOOR_FD_CONNECTOR_DOOR 3u /* FORWARD only */
 
 /* Ring size per direction: a power of two in the range the policy's `set ring_size` allows. */
 #define DOOR_RING_SIZE_MIN 4096u
@@ -91,11 +104,18 @@ struct door_accept {
 					 * creator fixes, the request's own); refused: 0 */
 };
 
+struct door_attach {
+	uint8_t token[DOOR_TOKEN_SIZE]; /* the session's token: only its holders know it */
+	uint32_t epoch;                 /* the handoff's number, > 0 (the first endpoint is 0) */
+	uint32_t ring_size;             /* bytes per direction of the new endpoint's memfd */
+};
+
 struct door_message {
 	enum door_message_type type;
 	union {
-		struct door_request request;
+		struct door_request request; /* REQUEST and FORWARD */
 		struct door_accept accept;
+		struct door_attach attach;
 	};
 };
 

@@ -181,13 +181,15 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 		status = r < 0 ? -r : msg.type != DOOR_MESSAGE_ACCEPT ? EPROTO
 					: -door_accept_check(&e->request, &msg.accept);
 	}
-	close(e->door_fd);
-	e->door_fd = -1;
 	if (status == 0) {
+		e->chan_fd = e->door_fd; /* kept: the session channel (fork handoff) */
+		e->door_fd = -1;
 		e->state = SHM_ACTIVE;
 		shm_unlock(&e->settle_lock);
 		return 0;
 	}
+	close(e->door_fd);
+	e->door_fd = -1;
 	/*
 	 * Refused: nothing was read from the ring, so it all goes to the kernel socket, in
 	 * order. The writer lock keeps a concurrent send out of the ring meanwhile.
@@ -564,11 +566,13 @@ static void shm_release(struct shm_endpoint *e)
 	e->base = NULL;
 	if (e->door_fd >= 0)
 		close(e->door_fd);
+	if (e->chan_fd >= 0)
+		close(e->chan_fd);
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);
 	if (e->peer_wake_fd >= 0)
 		close(e->peer_wake_fd);
-	e->door_fd = e->wake_fd = e->peer_wake_fd = -1;
+	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = -1;
 }
 
 static void shm_destroy(struct vi_conn *conn)
@@ -618,7 +622,7 @@ void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *option
 	struct shm_endpoint *e = &conn->shm;
 	conn->ops = &shm_ops;
 	conn->transport = VI_TRANSPORT_SHM;
-	e->door_fd = e->wake_fd = e->peer_wake_fd = -1;
+	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = -1;
 	atomic_flag_clear(&e->tx_lock);
 	atomic_flag_clear(&e->rx_lock);
 	e->spin_us = options->spin_us >= 0 ? options->spin_us : shm_spin_default_us();

@@ -32,6 +32,7 @@ struct shm_endpoint {
 	atomic_flag tx_lock, rx_lock; /* one writer and one reader at a time */
 	atomic_flag settle_lock;      /* one thread reads the listener's answer */
 	int door_fd;                  /* connector, while pending: its door connection */
+	int chan_fd;                  /* the session channel: the door connection, kept once set up */
 	int wake_fd;                  /* this side's eventfd: the peer writes it to wake poll/epoll */
 	int peer_wake_fd;             /* the peer's eventfd */
 	struct door_request request;  /* connector: what it asked for */

@@ -400,10 +400,11 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 	e->peer_wake_fd = p->fds[DOOR_FD_CONNECTOR_WAKE];
 	e->tx.wake_fd = e->rx.wake_fd = e->peer_wake_fd;
 	e->state = SHM_ACTIVE;
+	e->request = p->request; /* its token is the session's secret */
 	close(p->fds[DOOR_FD_MEMFD]);
 	p->have_request = false; /* the eventfds now belong to the endpoint */
 	setup_answer(p, 0);
-	close(p->door_fd);
+	e->chan_fd = p->door_fd; /* the door connection stays: the session channel */
 	p->door_fd = -1;
 	l->npending--;
 	return 0;

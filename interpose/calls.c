@@ -629,29 +629,41 @@ const char *vi_interpose_describe_fd(int fd)
 	return vs->listener != NULL ? "shm" : "tcp"; /* a listener: with a door, or without */
 }
 
-static void interpose_mark_forked(int fd, struct vsock *vs)
+static void interpose_prepare_fork(int fd, struct vsock *vs)
 {
 	if (vs->kind == VSOCK_STREAM)
-		vi_shm_mark_forked(&vs->conn);
+		vi_shm_prepare_fork(&vs->conn, fd);
+}
+
+static void interpose_after_fork_child(int fd, struct vsock *vs)
+{
+	(void)fd;
+	if (vs->kind == VSOCK_STREAM)
+		vi_shm_after_fork_child(&vs->conn);
 }
 
 /*
- * Runs in the parent before every fork() -- registered with the program's libc, so forks
- * made by any object, and daemon(), are seen. Until connections are handed over to the
- * child (the fork handoff), a session shared by two processes is ended by neither one's
- * close: the peer learns of the end when the last copy of the kernel socket closes.
+ * Run around every fork() -- registered with the program's libc, so forks made by any
+ * object, and daemon(), are seen. Before: each same-host connection gets its handoff record,
+ * shared by the processes that will hold it. In the child: it is one of them. Nothing moves
+ * until a process reads or writes (transport/shm_handoff.h).
  */
 static void interpose_before_fork(void)
 {
-	vsock_for_each(interpose_mark_forked);
+	vsock_for_each(interpose_prepare_fork);
 }
 
-/* Registers the fork hook with the program's libc, once, when the first virtual socket is made (the program is running by then). */
+static void interpose_in_child(void)
+{
+	vsock_for_each(interpose_after_fork_child);
+}
+
+/* Registers the fork hooks with the program's libc, once, when the first virtual socket is made (the program is running by then). */
 static void interpose_watch_forks(void)
 {
 	static atomic_bool registered;
 	if (!atomic_exchange(&registered, true) && vi_libc.register_atfork != NULL)
-		vi_libc.register_atfork(interpose_before_fork, NULL, NULL, NULL);
+		vi_libc.register_atfork(interpose_before_fork, NULL, interpose_in_child, NULL);
 }
 
 int vi_interpose_init(const struct vi_interpose_hooks *hooks)

@@ -221,6 +221,31 @@ int door_connect(const struct sockaddr *addr, socklen_t len)
 	return fd;
 }
 
+int door_connect_listener(int listen_fd)
+{
+	struct sockaddr_un sun;
+	socklen_t sun_len = sizeof sun;
+	int fd, r;
+
+	/* The door's own name, as bound: no list of candidates, so it can only be this door. */
+	if (getsockname(listen_fd, (struct sockaddr *)&sun, &sun_len) < 0)
+		return -errno;
+	if (sun.sun_family != AF_UNIX || sun_len <= offsetof(struct sockaddr_un, sun_path))
+		return -EINVAL;
+	fd = door_socket();
+	if (fd < 0)
+		return fd;
+	do
+		r = connect(fd, (struct sockaddr *)&sun, sun_len);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int door_send(int fd, const struct door_message *msg, const int *fds, size_t nfds)
 {
 	uint8_t data[DOOR_MESSAGE_SIZE_MAX];

@@ -101,6 +101,14 @@ int door_accept(int listen_fd);
 int door_connect(const struct sockaddr *addr, socklen_t len);
 
 /*
+ * Connects a new door connection to the door LISTEN_FD listens on, by the name it is bound
+ * to: how a pre-forked worker puts a request it took but does not serve back on the door it
+ * shares with the other workers (a FORWARD). Returns the fd (non-blocking, close-on-exec),
+ * -EAGAIN when the door's backlog is full, -EINVAL when LISTEN_FD has no name, or -errno.
+ */
+int door_connect_listener(int listen_fd);
+
+/*
  * Sends MSG with NFDS descriptors (exactly door_message_fd_count(msg->type) of them).
  * Returns 0, -EINVAL for an invalid message or a wrong fd count, or -errno from the socket
  * (-EAGAIN when the door is full, -EPIPE when the peer is gone; never SIGPIPE).

@@ -24,6 +24,7 @@
 #include "libc.h"
 #include "log.h"
 #include "memfd_seal.h"
+#include "shm_handoff.h"
 #include "shm_segment.h"
 #include "transport.h"
 
@@ -32,18 +33,6 @@
 
 /* How long a connector waits for the listener's answer before it stays on TCP. */
 #define SHM_ANSWER_MS 1000
-
-static void shm_lock(atomic_flag *lock)
-{
-	/* Acquire pairs with the release in shm_unlock. */
-	while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire))
-		sched_yield();
-}
-
-static void shm_unlock(atomic_flag *lock)
-{
-	atomic_flag_clear_explicit(lock, memory_order_release);
-}
 
 /*
  * The data path's lock: a program with one thread (as most servers and every benchmark
@@ -63,7 +52,7 @@ static inline void shm_data_unlock(atomic_flag *lock, bool locked)
 		shm_unlock(lock);
 }
 
-static long long shm_now_ns(void)
+long long shm_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -81,7 +70,7 @@ static void shm_raise_sigpipe(void)
  * crash; a clean close ends the ring first). Rate-limited to one poll(2) per
  * SHM_LIVENESS_MS unless `force`.
  */
-static bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
+bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 {
 	if (e->peer_gone)
 		return true;
@@ -303,7 +292,36 @@ static int shm_iov_rest(const struct msghdr *msg, size_t done, struct iovec scra
 	return shm_iov_advance(msg->msg_iov, msg->msg_iovlen, done, scratch, 64);
 }
 
-static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
+/*
+ * Waits until `ring` may be ready, at most SHM_LIVENESS_MS. When the peer's side is held
+ * by forked processes, sleeps on this side's eventfd instead of the ring's futex: whichever
+ * of them takes the connection over can write the eventfd, while the futex is in a segment
+ * it may not map. Returns 0, -ETIMEDOUT or -EINTR.
+ */
+static int shm_wait(struct vi_conn *conn, int fd, struct shm_ring *ring)
+{
+	struct shm_endpoint *e = &conn->shm;
+	bool consumer = ring == &e->rx;
+	if (!shm_handoff_peer_forked(e))
+		return consumer ? shm_ring_wait_readable(ring, e->spin_us, SHM_LIVENESS_MS)
+				: shm_ring_wait_writable(ring, e->spin_us, SHM_LIVENESS_MS);
+	(void)fd;
+	if (shm_ring_arm_eventfd(ring) || shm_handoff_asked(e)) {
+		shm_ring_disarm_eventfd(ring);
+		return 0;
+	}
+	struct pollfd p = { .fd = e->wake_fd, .events = POLLIN };
+	int r = poll(&p, 1, SHM_LIVENESS_MS);
+	int err = r < 0 ? errno : 0;
+	shm_ring_disarm_eventfd(ring);
+	uint64_t count;
+	if (read(e->wake_fd, &count, sizeof(count)) < 0) {
+		/* EAGAIN: nobody wrote it. */
+	}
+	return r < 0 ? (err == EINTR ? -EINTR : 0) : r == 0 ? -ETIMEDOUT : 0;
+}
+
+static ssize_t shm_recv_owned(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
 {
 	struct shm_endpoint *e = &conn->shm;
 	bool dontwait = (flags & MSG_DONTWAIT) != 0;
@@ -330,7 +348,7 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 		while (!shm_ring_ready(&e->rx) && !shm_peer_gone(e, fd, false)) {
 			if (dontwait)
 				return -EAGAIN;
-			int w = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
+			int w = shm_wait(conn, fd, &e->rx);
 			if (w == -EINTR)
 				return -EINTR;
 		}
@@ -339,6 +357,8 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 	size_t done = 0;
 	struct iovec scratch[64];
 	for (;;) {
+		if (__builtin_expect(shm_handoff_asked(e), 0))
+			shm_handoff_answer(conn, fd);
 		const struct iovec *iov;
 		int n = shm_iov_rest(msg, done, scratch, &iov);
 		bool locked = shm_data_lock(&e->rx_lock);
@@ -367,7 +387,7 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 		}
 		if (e->peer_gone)
 			return (ssize_t)done;
-		r = shm_ring_wait_readable(&e->rx, e->spin_us, SHM_LIVENESS_MS);
+		r = shm_wait(conn, fd, &e->rx);
 		if (r == -EINTR)
 			return done > 0 ? (ssize_t)done : -EINTR;
 		if (r == -ETIMEDOUT && shm_peer_gone(e, fd, true))
@@ -375,7 +395,7 @@ static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int
 	}
 }
 
-static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags)
+static ssize_t shm_send_owned(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags)
 {
 	struct shm_endpoint *e = &conn->shm;
 	bool dontwait = (flags & MSG_DONTWAIT) != 0;
@@ -392,6 +412,8 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 	struct iovec scratch[64];
 	for (;;) {
 		ssize_t r;
+		if (__builtin_expect(shm_handoff_asked(e), 0))
+			shm_handoff_answer(conn, fd);
 		if (e->shut_wr || e->peer_gone) {
 			r = -EPIPE;
 		} else {
@@ -419,7 +441,7 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 				shm_settle(conn, fd, SHM_LIVENESS_MS);
 			if (e->state == SHM_FALLBACK)
 				return -EPROTO; /* cannot happen: refusal flushes before writes go on */
-			r = shm_ring_wait_writable(&e->tx, e->spin_us, SHM_LIVENESS_MS);
+			r = shm_wait(conn, fd, &e->tx);
 			if (r == -EINTR)
 				return done > 0 ? (ssize_t)done : -EINTR;
 			if (r == -ETIMEDOUT)
@@ -436,6 +458,83 @@ static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *ms
 	}
 }
 
+/*
+ * A data call on a side held by forked processes: in the owner's turn (shm_handoff_enter,
+ * which may move the connection here first), never blocking under the record's lock; a
+ * blocking call waits between turns, so another holder can take the connection meanwhile.
+ */
+static ssize_t shm_forked_io(struct vi_conn *conn, int fd, struct msghdr *msg, int flags,
+			     bool write)
+{
+	struct shm_endpoint *e = &conn->shm;
+	bool dontwait = (flags & MSG_DONTWAIT) != 0;
+	bool all = write ? !dontwait : (flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL && !dontwait;
+	size_t want = shm_iov_total(msg->msg_iov, msg->msg_iovlen), done = 0;
+	bool resumed = false;
+	struct iovec scratch[64];
+	for (;;) {
+		if (e->peer_gone && e->epoch != atomic_load(&e->session->epoch)) {
+			/* A handoff failed: the peer is gone and our rings are not the session's. */
+			ssize_t r = shm_reset_result(e, write);
+			if (r == -EPIPE && (flags & MSG_NOSIGNAL) == 0)
+				shm_raise_sigpipe();
+			return done > 0 ? (ssize_t)done : r;
+		}
+		int r = shm_handoff_enter(conn, fd, write ? SHM_TRIGGER_WRITE : SHM_TRIGGER_READ,
+					  resumed);
+		if (r == -EAGAIN) {
+			if (dontwait)
+				return done > 0 ? (ssize_t)done : -EAGAIN;
+			continue;
+		}
+		if (r < 0) {
+			/* The peer is gone or refused the move (logged): as TCP after a reset. */
+			ssize_t res = shm_reset_result(e, write);
+			if (res == -EPIPE && (flags & MSG_NOSIGNAL) == 0)
+				shm_raise_sigpipe();
+			return done > 0 ? (ssize_t)done : res;
+		}
+		struct msghdr part = *msg;
+		const struct iovec *iov;
+		part.msg_iovlen = (size_t)shm_iov_rest(msg, done, scratch, &iov);
+		part.msg_iov = (struct iovec *)iov;
+		ssize_t n = write ? shm_send_owned(conn, fd, &part, flags | MSG_DONTWAIT)
+				  : shm_recv_owned(conn, fd, &part, flags | MSG_DONTWAIT);
+		if (!write)
+			msg->msg_flags = part.msg_flags;
+		shm_handoff_leave(e);
+		if (n > 0) {
+			done += (size_t)n;
+			if (!all || done == want)
+				return (ssize_t)done;
+		} else if (n == 0 || n != -EAGAIN) {
+			return done > 0 ? (ssize_t)done : n;
+		} else if (dontwait) {
+			return done > 0 ? (ssize_t)done : -EAGAIN;
+		}
+		if (e->shut_rd && !write)
+			return (ssize_t)done;
+		int w = shm_wait(conn, fd, write ? &e->tx : &e->rx);
+		if (w == -EINTR)
+			return done > 0 ? (ssize_t)done : -EINTR;
+		resumed = true;
+	}
+}
+
+static ssize_t shm_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int flags)
+{
+	if (__builtin_expect(conn->shm.record != NULL, 0))
+		return shm_forked_io(conn, fd, msg, flags, false);
+	return shm_recv_owned(conn, fd, msg, flags);
+}
+
+static ssize_t shm_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags)
+{
+	if (__builtin_expect(conn->shm.record != NULL, 0))
+		return shm_forked_io(conn, fd, (struct msghdr *)msg, flags, true);
+	return shm_send_owned(conn, fd, msg, flags);
+}
+
 static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 {
 	struct shm_endpoint *e = &conn->shm;
@@ -450,9 +549,14 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 		e->shut_rd = true;
 	if (how != SHUT_RD && !e->shut_wr) {
 		e->shut_wr = true;
+		/* The peer must see the end on the rings in use: in a forked side, ours first. */
+		bool turn = e->record != NULL &&
+			    shm_handoff_enter(conn, fd, SHM_TRIGGER_WRITE, false) == 0;
 		shm_lock(&e->tx_lock);
 		shm_ring_close(&e->tx);
 		shm_unlock(&e->tx_lock);
+		if (turn)
+			shm_handoff_leave(e);
 	}
 	return 0;
 }
@@ -473,6 +577,10 @@ static int shm_poll(struct vi_conn *conn, int fd)
 		return -1;
 	if (e->state == SHM_PENDING)
 		return shm_ring_ready(&e->tx) ? POLLOUT : 0;
+	if (__builtin_expect(e->record != NULL, 0) && e->epoch != atomic_load(&e->session->epoch))
+		return POLLIN | POLLOUT; /* moved on without us: a read or write brings it back */
+	if (__builtin_expect(shm_handoff_asked(e), 0) && shm_handoff_owned(e))
+		shm_handoff_answer(conn, fd);
 	if (shm_is_reset(e))
 		return POLLIN | POLLOUT | POLLHUP | POLLRDHUP | (e->reset_reported ? 0 : POLLERR);
 	int ev = 0;
@@ -493,6 +601,10 @@ static int shm_arm(struct vi_conn *conn, int fd, int events)
 	struct shm_endpoint *e = &conn->shm;
 	if (e->state != SHM_ACTIVE)
 		return e->state == SHM_PENDING ? e->door_fd : -1;
+	if (e->record != NULL && e->epoch != atomic_load(&e->session->epoch))
+		return -1; /* ready: see shm_poll */
+	if (shm_handoff_asked(e))
+		return -1; /* ready: the next shm_poll answers it */
 	if ((events & POLLIN) && shm_ring_arm_eventfd(&e->rx)) {
 		shm_ring_disarm_eventfd(&e->rx);
 		return -1;
@@ -561,9 +673,14 @@ static int shm_take_error(struct vi_conn *conn, int fd)
 
 static void shm_release(struct shm_endpoint *e)
 {
+	if (e->session_base != NULL && e->session_base != e->base)
+		munmap(e->session_base, shm_segment_size((size_t)e->tx.capacity));
+	if (e->retired_base != NULL)
+		munmap(e->retired_base, e->retired_size);
 	if (e->base != NULL)
 		munmap(e->base, e->size);
-	e->base = NULL;
+	e->base = e->session_base = e->retired_base = NULL;
+	e->session = NULL;
 	if (e->door_fd >= 0)
 		close(e->door_fd);
 	if (e->chan_fd >= 0)
@@ -578,7 +695,10 @@ static void shm_release(struct shm_endpoint *e)
 static void shm_destroy(struct vi_conn *conn)
 {
 	struct shm_endpoint *e = &conn->shm;
-	if (e->base != NULL && !e->shared_by_fork && e->state != SHM_FALLBACK) {
+	/* A forked side's close (T1) ends the session only in its last holder, on the rings in use. */
+	bool others = e->record != NULL && shm_handoff_release(e);
+	bool current = e->record == NULL || e->epoch == atomic_load(&e->session->epoch);
+	if (e->base != NULL && !others && current && e->state != SHM_FALLBACK) {
 		/*
 		 * Closing with unread bytes resets the connection, as TCP sends RST: the peer
 		 * reads what was already sent, then ECONNRESET; its writes fail.
@@ -643,6 +763,10 @@ int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_s
 		return err;
 	if ((err = shm_segment_attach(base, size, side, &e->tx, &e->rx)) < 0)
 		return err;
+	e->side = side;
+	e->session_base = base;
+	e->session = &((struct shm_segment_control *)base)->session;
+	e->epoch = 0;
 	return 0;
 }
 
@@ -653,8 +777,17 @@ void vi_shm_endpoint_release(struct vi_conn *conn)
 	conn->ops = NULL;
 }
 
-void vi_shm_mark_forked(struct vi_conn *conn)
+int vi_shm_prepare_fork(struct vi_conn *conn, int fd)
 {
-	if (conn->ops == &shm_ops)
-		conn->shm.shared_by_fork = true;
+	if (conn->ops != &shm_ops)
+		return 0;
+	if (conn->shm.state == SHM_PENDING)
+		shm_settle(conn, fd, 0); /* still pending: no record, the child must not use it */
+	return shm_handoff_prepare_fork(&conn->shm);
+}
+
+void vi_shm_after_fork_child(struct vi_conn *conn)
+{
+	if (conn->ops == &shm_ops && conn->shm.record != NULL)
+		shm_handoff_after_fork_child(&conn->shm);
 }

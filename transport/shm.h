@@ -23,11 +23,23 @@ enum shm_state {
 	SHM_FALLBACK, /* the listener refused: bytes move through the kernel socket */
 };
 
+struct shm_handoff_record;
+struct shm_session;
+
 /* One end of a same-host connection. Lives inside struct vi_conn. */
 struct shm_endpoint {
 	enum shm_state state;
-	void *base; /* the mapped segment */
+	int side;   /* enum shm_segment_side: which ring this side writes */
+	void *base; /* the mapped segment in use (the rings) */
 	size_t size;
+	/* The fork handoff (shm_handoff.c): the first segment, kept for its session page. */
+	void *session_base;
+	struct shm_session *session;
+	uint32_t epoch;                    /* the segment `base` is (0: the first) */
+	uint32_t answered;                 /* the last epoch the peer asked for and was answered */
+	struct shm_handoff_record *record; /* shared by this side's processes once it forked */
+	void *retired_base;                /* an old segment another thread may still look at */
+	size_t retired_size;
 	struct shm_ring tx, rx;
 	atomic_flag tx_lock, rx_lock; /* one writer and one reader at a time */
 	atomic_flag settle_lock;      /* one thread reads the listener's answer */
@@ -41,7 +53,6 @@ struct shm_endpoint {
 	bool shut_wr;
 	bool peer_gone;         /* the kernel socket closed without the ring being closed */
 	bool reset_reported;    /* ECONNRESET was returned once: now reads see EOF, writes EPIPE */
-	bool shared_by_fork;    /* a fork copied it: closing one copy must not end the session */
 	long long next_liveness_ns;
 	long long pending_since_ns;   /* connector: when its request went out */
 	unsigned long long bytes_in, bytes_out;

@@ -31,6 +31,29 @@
 #define SHM_SEGMENT_VERSION 1
 #define SHM_SEGMENT_CONTROL_SIZE 4096
 
+/*
+ * The session page: the first segment's control page stays mapped by every process that
+ * holds either end for the session's life, while the rings move to new segments at each
+ * fork handoff. sides[S] is about a handoff on side S (SHM_SEGMENT_CONNECTOR or _ACCEPTOR):
+ * S's new owner writes `forked` and `intermit`; the other side's answering process writes
+ * `marker`, `paused` and `switched`/`refused`. Epochs number the segments: 0 is the first,
+ * and `epoch` is the one in use. Both sides may be hostile: every value is checked.
+ */
+struct shm_session_side {
+	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t forked; /* S is held by several processes */
+	_Atomic uint32_t intermit; /* the epoch S's new owner asks the other side to move to */
+	_Atomic uint32_t paused;   /* the epoch the other side paused for (marker written) */
+	_Atomic uint32_t switched; /* the epoch the other side moved to: a futex word */
+	_Atomic uint32_t refused;  /* the epoch the other side refused (a bad ATTACH) */
+	_Atomic uint64_t marker;   /* the other side's bytes ever written to S, at its pause */
+};
+
+struct shm_session {
+	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t epoch; /* the segment in use */
+	_Atomic uint32_t claim; /* the epoch a handoff in progress will make (== epoch: none) */
+	struct shm_session_side sides[2];
+};
+
 /* Written once by the creator before the segment is passed; read-only afterwards. */
 struct shm_segment_header {
 	uint32_t magic;
@@ -53,6 +76,8 @@ struct shm_segment_control {
 	_Atomic uint32_t handshake;
 	/* [0]: connector -> acceptor; [1]: acceptor -> connector. */
 	struct shm_ring_shared rings[2];
+	/* Used in the first segment only: the session page of the fork handoff (shm_handoff.h). */
+	struct shm_session session;
 };
 
 enum shm_handshake {

@@ -103,7 +103,13 @@ void vi_shm_listener_close(struct shm_listener *listener);
 int vi_shm_accept(struct shm_listener *listener, struct vi_conn *conn, int fd, char *reason,
 		  size_t reason_size);
 
-/* Called in the parent before fork(): sessions now shared with a child are not ended by one copy's close. */
-void vi_shm_mark_forked(struct vi_conn *conn);
+/*
+ * In the parent before fork(): makes the connection's handoff record (shm_handoff.h), so
+ * that parent and child can each take it over by reading or writing. Returns 0 or -errno.
+ */
+int vi_shm_prepare_fork(struct vi_conn *conn, int fd);
+
+/* In the child after fork(), before fork returns there. */
+void vi_shm_after_fork_child(struct vi_conn *conn);
 
 #endif

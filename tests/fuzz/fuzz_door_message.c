@@ -41,7 +41,7 @@ static void fuzz_check_accepted(const uint8_t *data, size_t size, const struct d
 
 	fuzz_check(size == door_message_size(m->type));
 	fuzz_check(data[0] == 'V' && data[1] == 'I' && data[2] == 'D' && data[3] == 'R');
-	if (m->type == DOOR_MESSAGE_REQUEST) {
+	if (m->type == DOOR_MESSAGE_REQUEST || m->type == DOOR_MESSAGE_FORWARD) {
 		const struct door_request *r = &m->request;
 
 		fuzz_check(size == DOOR_REQUEST_SIZE);
@@ -49,6 +49,10 @@ static void fuzz_check_accepted(const uint8_t *data, size_t size, const struct d
 		fuzz_check(fuzz_ring_size_valid(r->ring_size));
 		fuzz_check((r->flags & ~DOOR_REQUEST_FLAGS_KNOWN) == 0);
 		fuzz_check(memcmp(r->token, zero_token, DOOR_TOKEN_SIZE) != 0);
+	} else if (m->type == DOOR_MESSAGE_ATTACH) {
+		fuzz_check(size == DOOR_ATTACH_SIZE);
+		fuzz_check(m->attach.epoch != 0 && fuzz_ring_size_valid(m->attach.ring_size));
+		fuzz_check(memcmp(m->attach.token, zero_token, DOOR_TOKEN_SIZE) != 0);
 	} else {
 		const struct door_accept *a = &m->accept;
 

@@ -205,10 +205,69 @@ static void test_unknown_type_is_refused(void **state)
 	uint8_t buf[DOOR_REQUEST_SIZE];
 
 	request_bytes(buf);
-	buf[OFF_TYPE] = 3;
+	buf[OFF_TYPE] = 5;
 	assert_refused(buf, sizeof buf);
 	buf[OFF_TYPE] = 0;
 	assert_refused(buf, sizeof buf);
+}
+
+static struct door_message attach_valid(void)
+{
+	struct door_message m = { .type = DOOR_MESSAGE_ATTACH };
+
+	memset(m.attach.token, 0xa5, sizeof m.attach.token);
+	m.attach.epoch = 7;
+	m.attach.ring_size = 1u << 20;
+	return m;
+}
+
+static void test_attach_round_trips(void **state)
+{
+	uint8_t buf[DOOR_MESSAGE_SIZE_MAX];
+	struct door_message m = attach_valid(), out;
+
+	assert_int_equal(door_message_encode(&m, buf, sizeof buf), DOOR_ATTACH_SIZE);
+	assert_int_equal(door_message_decode(buf, DOOR_ATTACH_SIZE, &out), 0);
+	assert_int_equal(out.type, DOOR_MESSAGE_ATTACH);
+	assert_int_equal(out.attach.epoch, 7);
+	assert_int_equal(out.attach.ring_size, 1u << 20);
+	assert_memory_equal(out.attach.token, m.attach.token, DOOR_TOKEN_SIZE);
+	assert_int_equal(door_message_fd_count(DOOR_MESSAGE_ATTACH), 1);
+}
+
+static void test_attach_with_epoch_zero_is_refused(void **state)
+{
+	uint8_t buf[DOOR_MESSAGE_SIZE_MAX];
+	struct door_message m = attach_valid();
+
+	assert_int_equal(door_message_encode(&m, buf, sizeof buf), DOOR_ATTACH_SIZE);
+	memset(buf + DOOR_HEADER_SIZE + DOOR_TOKEN_SIZE, 0, 4);
+	assert_refused(buf, DOOR_ATTACH_SIZE);
+	m.attach.epoch = 0;
+	assert_int_equal(door_message_validate(&m), -EINVAL);
+}
+
+static void test_attach_with_bad_ring_size_is_refused(void **state)
+{
+	uint8_t buf[DOOR_MESSAGE_SIZE_MAX];
+	struct door_message m = attach_valid();
+
+	assert_int_equal(door_message_encode(&m, buf, sizeof buf), DOOR_ATTACH_SIZE);
+	buf[DOOR_HEADER_SIZE + DOOR_TOKEN_SIZE + 4] = 1; /* 1 MiB + 1 */
+	assert_refused(buf, DOOR_ATTACH_SIZE);
+}
+
+static void test_forward_carries_a_request_and_four_fds(void **state)
+{
+	uint8_t buf[DOOR_MESSAGE_SIZE_MAX];
+	struct door_message m = request_valid(), out;
+
+	m.type = DOOR_MESSAGE_FORWARD;
+	assert_int_equal(door_message_encode(&m, buf, sizeof buf), DOOR_REQUEST_SIZE);
+	assert_int_equal(door_message_decode(buf, DOOR_REQUEST_SIZE, &out), 0);
+	assert_int_equal(out.type, DOOR_MESSAGE_FORWARD);
+	assert_memory_equal(&out.request, &m.request, sizeof m.request);
+	assert_int_equal(door_message_fd_count(DOOR_MESSAGE_FORWARD), 4);
 }
 
 static void test_length_field_disagreeing_with_size_is_refused(void **state)
@@ -496,6 +555,10 @@ int main(void)
 		cmocka_unit_test(test_wrong_magic_is_refused),
 		cmocka_unit_test(test_wrong_version_is_refused),
 		cmocka_unit_test(test_unknown_type_is_refused),
+		cmocka_unit_test(test_attach_round_trips),
+		cmocka_unit_test(test_attach_with_epoch_zero_is_refused),
+		cmocka_unit_test(test_attach_with_bad_ring_size_is_refused),
+		cmocka_unit_test(test_forward_carries_a_request_and_four_fds),
 		cmocka_unit_test(test_length_field_disagreeing_with_size_is_refused),
 		cmocka_unit_test(test_accept_type_with_request_size_is_refused),
 		cmocka_unit_test(test_nonzero_reserved_header_is_refused),

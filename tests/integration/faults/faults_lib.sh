@@ -176,7 +176,7 @@ fl_expect_no_viaudit_output() {
 
 # fl_conns NAME: NAME's conns lines for connections (listening sockets left out).
 fl_conns() {
-	grep -E '^viaudit: conns: ' "$VT_TMP/$1.log" | grep -Ev ' listening ' || true
+	grep -E '^viaudit: conns: ' "$VT_TMP/$1.log" | grep -Ev ' listening | handoff | handed over' || true
 }
 
 # fl_expect_conns_shm NAME COUNT WHAT: NAME logged COUNT connections, all on transport=shm.

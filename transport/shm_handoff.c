@@ -1,0 +1,583 @@
+/* The fork handoff of a same-host connection: records, the new owner's side of the protocol, and the peer's answer (see shm_handoff.h). */
+#include "shm_handoff.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "door.h"
+#include "libc.h"
+#include "log.h"
+#include "memfd_seal.h"
+
+/* How long the peer waits for the ATTACH after it saw the intermit word. */
+#define HANDOFF_ATTACH_WAIT_MS 1000
+/* How often a new owner waiting for the peer looks at whether the peer is still there. */
+#define HANDOFF_POLL_MS 100
+/* A resumed call whose connection another process took sleeps this long between looks. */
+#define HANDOFF_DISPOSSESSED_US 10000
+
+/* ---- records: shared anonymous memory, inherited by every later child ---- */
+
+#define HANDOFF_CHUNK_RECORDS 256
+
+struct handoff_chunk {
+	struct handoff_chunk *next; /* this process's list; the memory itself is shared */
+	struct shm_handoff_record records[HANDOFF_CHUNK_RECORDS];
+};
+
+static struct {
+	atomic_flag lock;
+	struct handoff_chunk *chunks;
+	_Atomic int pid; /* getpid(), reset in each child */
+} handoff_pool = { .lock = ATOMIC_FLAG_INIT };
+
+static int handoff_pid(void)
+{
+	int pid = atomic_load_explicit(&handoff_pool.pid, memory_order_relaxed);
+	if (pid == 0) {
+		pid = getpid();
+		atomic_store_explicit(&handoff_pool.pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
+
+/* The lock value of the calling thread. */
+static uint64_t handoff_self(void)
+{
+	static __thread uint64_t cached;
+	static __thread int cached_pid;
+	int pid = handoff_pid();
+	if (cached_pid != pid) {
+		cached = (uint64_t)(uint32_t)pid << 32 | (uint32_t)syscall(SYS_gettid);
+		cached_pid = pid;
+	}
+	return cached;
+}
+
+static bool handoff_pid_alive(int pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static bool handoff_thread_alive(uint64_t who)
+{
+	int pid = (int)(who >> 32), tid = (int)(uint32_t)who;
+	return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM;
+}
+
+static struct shm_handoff_record *handoff_record_alloc(void)
+{
+	shm_lock(&handoff_pool.lock);
+	for (struct handoff_chunk *c = handoff_pool.chunks; c != NULL; c = c->next)
+		for (size_t i = 0; i < HANDOFF_CHUNK_RECORDS; i++) {
+			uint32_t free_slot = 0;
+			/* Another process sharing the chunk may allocate at once: claim by CAS. */
+			if (atomic_compare_exchange_strong(&c->records[i].in_use, &free_slot, 1)) {
+				shm_unlock(&handoff_pool.lock);
+				return &c->records[i];
+			}
+		}
+	struct handoff_chunk *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED) {
+		shm_unlock(&handoff_pool.lock);
+		return NULL;
+	}
+	c->next = handoff_pool.chunks;
+	handoff_pool.chunks = c;
+	atomic_store(&c->records[0].in_use, 1);
+	shm_unlock(&handoff_pool.lock);
+	return &c->records[0];
+}
+
+static void handoff_holder_add(struct shm_handoff_record *r, int pid)
+{
+	for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++)
+		if (atomic_load(&r->holders[i]) == pid)
+			return;
+	for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++) {
+		int32_t slot = atomic_load(&r->holders[i]);
+		/* A free slot, or one of a process that died without closing. */
+		if ((slot == 0 || !handoff_pid_alive(slot)) &&
+		    atomic_compare_exchange_strong(&r->holders[i], &slot, pid))
+			return;
+	}
+}
+
+static void handoff_lock(struct shm_handoff_record *r)
+{
+	uint64_t me = handoff_self();
+	for (unsigned turn = 0;; turn++) {
+		uint64_t cur = 0;
+		if (atomic_compare_exchange_weak_explicit(&r->lock, &cur, me, memory_order_acquire,
+							  memory_order_relaxed))
+			return;
+		/* A holder killed inside a data call leaves the lock taken: take it over. */
+		if (cur != 0 && (turn & 255) == 255 && !handoff_thread_alive(cur) &&
+		    atomic_compare_exchange_strong(&r->lock, &cur, me))
+			return;
+		if (turn < 64)
+			continue;
+		sched_yield();
+	}
+}
+
+static void handoff_unlock(struct shm_handoff_record *r)
+{
+	atomic_store_explicit(&r->lock, 0, memory_order_release);
+}
+
+int shm_handoff_prepare_fork(struct shm_endpoint *e)
+{
+	if (e->state != SHM_ACTIVE || e->session == NULL || e->chan_fd < 0)
+		return -ENOTSUP;
+	if (e->record == NULL) {
+		struct shm_handoff_record *r = handoff_record_alloc();
+		if (r == NULL)
+			return -ENOMEM;
+		atomic_store(&r->owner, handoff_pid());
+		atomic_store(&r->lock, 0);
+		atomic_store(&r->handoffs, 0);
+		atomic_store(&r->unborn, 0);
+		for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++)
+			atomic_store(&r->holders[i], 0);
+		handoff_holder_add(r, handoff_pid());
+		e->record = r;
+	}
+	atomic_fetch_add(&e->record->unborn, 1);
+	atomic_store_explicit(&e->session->sides[e->side].forked, 1, memory_order_release);
+	return 0;
+}
+
+void shm_handoff_after_fork_child(struct shm_endpoint *e)
+{
+	atomic_store(&handoff_pool.pid, getpid());
+	if (e->record != NULL) {
+		handoff_holder_add(e->record, handoff_pid());
+		atomic_fetch_sub(&e->record->unborn, 1);
+	}
+}
+
+bool shm_handoff_release(struct shm_endpoint *e)
+{
+	struct shm_handoff_record *r = e->record;
+	int me = handoff_pid();
+	bool others = false;
+	/*
+	 * A parent that closes right after fork may run before its child has added itself:
+	 * give the child's hook time to run (a failed fork leaves the count up: then 1 s).
+	 */
+	int turns = 0;
+	for (; turns < 10000 && atomic_load(&r->unborn) != 0; turns++) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	if (turns == 10000)
+		atomic_store(&r->unborn, 0);
+	handoff_lock(r);
+	for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++) {
+		int32_t pid = atomic_load(&r->holders[i]);
+		if (pid == me)
+			atomic_store(&r->holders[i], 0);
+		else if (pid != 0 && handoff_pid_alive(pid))
+			others = true;
+	}
+	if (atomic_load(&r->owner) == me)
+		atomic_store(&r->owner, 0); /* T1: the next holder's read or write moves it */
+	if (!others)
+		atomic_store(&r->in_use, 0);
+	handoff_unlock(r);
+	return others;
+}
+
+/* ---- helpers ---- */
+
+static void handoff_eventfd_write(int fd)
+{
+	uint64_t one = 1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, so the reader is awake anyway. */
+	}
+}
+
+/* Unmaps a segment nobody uses any more; with other threads about, keeps it until close. */
+static void handoff_retire(struct shm_endpoint *e, void *base, size_t size)
+{
+	if (base == NULL)
+		return;
+	if (base == e->session_base) {
+		/* The first segment's control page is the session page: free only its ring pages. */
+		madvise((char *)base + SHM_SEGMENT_CONTROL_SIZE, size - SHM_SEGMENT_CONTROL_SIZE,
+			MADV_REMOVE);
+		return;
+	}
+	if (vi_libc_single_threaded()) {
+		munmap(base, size);
+		return;
+	}
+	/* A thread of this process may be asleep on the old rings' futexes: keep one back. */
+	if (e->retired_base != NULL)
+		munmap(e->retired_base, e->retired_size);
+	e->retired_base = base;
+	e->retired_size = size;
+}
+
+/* Moves every unread byte of `from` (a consumer view) into `to` (a producer view). Returns bytes moved or -errno. */
+static long long handoff_move(struct shm_ring *from, struct shm_ring *to)
+{
+	char buf[16384];
+	long long moved = 0;
+	for (;;) {
+		ssize_t n = shm_ring_read(from, buf, sizeof(buf), 0);
+		if (n == 0 || n == -EAGAIN || n == -ECONNRESET)
+			return moved; /* a reset is carried by the reset word and the abort mark */
+		if (n < 0)
+			return n;
+		if (shm_ring_write(to, buf, (size_t)n) != n)
+			return -EPROTO; /* cannot happen: the new ring is as large and was empty */
+		moved += n;
+	}
+}
+
+/* A second view of one ring of the segment at `base`, in `role`. Returns 0 or -errno. */
+static int handoff_view(void *base, int ring, size_t capacity, enum shm_ring_role role,
+			struct shm_ring *out)
+{
+	struct shm_segment_control *control = base;
+	unsigned char *data = (unsigned char *)base + SHM_SEGMENT_CONTROL_SIZE;
+	return shm_ring_init(out, &control->rings[ring], data + (size_t)ring * capacity, capacity,
+			     role, &control->reset, NULL);
+}
+
+/* ---- the peer: steps 2 to 5 ---- */
+
+/* Receives the ATTACH of epoch `k` from the session channel. Returns the memfd or -errno. */
+static int handoff_receive_attach(struct shm_endpoint *e, uint32_t k, struct door_attach *out)
+{
+	long long deadline = shm_now_ns() + HANDOFF_ATTACH_WAIT_MS * 1000000LL;
+	for (;;) {
+		struct door_message msg;
+		int fds[DOOR_MESSAGE_FDS_MAX];
+		size_t nfds = 0;
+		int r = door_recv(e->chan_fd, &msg, fds, DOOR_MESSAGE_FDS_MAX, &nfds);
+		if (r == 0 && msg.type == DOOR_MESSAGE_ATTACH && msg.attach.epoch == k) {
+			*out = msg.attach;
+			return fds[0];
+		}
+		if (r == 0) {
+			/* An older ATTACH whose sender died before the peer saw it: drop it. */
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			if (msg.type == DOOR_MESSAGE_ATTACH && msg.attach.epoch < k)
+				continue;
+			return -EPROTO;
+		}
+		if (r != -EAGAIN)
+			return r;
+		long long left_ms = (deadline - shm_now_ns()) / 1000000LL;
+		if (left_ms <= 0)
+			return -ETIMEDOUT;
+		door_wait(e->chan_fd, POLLIN, (int)left_ms);
+	}
+}
+
+/*
+ * Copies both directions' undelivered bytes from this side's rings into the fresh segment
+ * at `base`, and the halves already closed. Returns 0 or -errno; `in` and `out` say how many.
+ */
+static int handoff_copy(struct shm_endpoint *e, void *base, long long *in, long long *out)
+{
+	size_t cap = (size_t)e->tx.capacity;
+	int mine = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1, theirs = 1 - mine;
+	struct shm_ring old_out, new_out, new_in;
+	int r;
+	/* Ours the other side has not read: read them back through a consumer view. */
+	if ((r = handoff_view(e->base, mine, cap, SHM_RING_CONSUMER, &old_out)) < 0 ||
+	    (r = handoff_view(base, mine, cap, SHM_RING_PRODUCER, &new_out)) < 0 ||
+	    (r = handoff_view(base, theirs, cap, SHM_RING_PRODUCER, &new_in)) < 0)
+		return r;
+	long long n_out = handoff_move(&old_out, &new_out);
+	/* Theirs we have not read: our own consumer view reads them. */
+	long long n_in = handoff_move(&e->rx, &new_in);
+	if (n_out < 0 || n_in < 0)
+		return -EPROTO;
+	if (shm_ring_peer_closed(&e->rx))
+		shm_ring_peer_aborted(&e->rx) ? shm_ring_abort(&new_in) : shm_ring_close(&new_in);
+	struct shm_segment_control *from = e->base, *to = base;
+	atomic_store(&to->reset, atomic_load(&from->reset));
+	atomic_store(&to->rings[mine].reader_closed, atomic_load(&from->rings[mine].reader_closed) != 0);
+	*in = n_in;
+	*out = n_out;
+	return 0;
+}
+
+void shm_handoff_answer(struct vi_conn *conn, int fd)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (!shm_handoff_asked(e) || e->state != SHM_ACTIVE)
+		return;
+	struct shm_session *s = e->session;
+	int other = 1 - e->side;
+	/* settle_lock is free once the endpoint is active: one thread answers. */
+	shm_lock(&e->settle_lock);
+	uint32_t k = atomic_load_explicit(&s->sides[other].intermit, memory_order_acquire);
+	if (k <= e->epoch || k <= e->answered) {
+		shm_unlock(&e->settle_lock);
+		return;
+	}
+	long long t0 = shm_now_ns();
+	/* Step 2: pause. No thread of ours reads or writes the old rings from here on. */
+	shm_lock(&e->tx_lock);
+	shm_lock(&e->rx_lock);
+	atomic_store_explicit(&s->sides[other].marker, e->tx.head, memory_order_relaxed);
+	atomic_store_explicit(&s->sides[other].paused, k, memory_order_release);
+
+	struct door_attach attach;
+	void *base = MAP_FAILED;
+	const char *why = NULL;
+	int err = 0;
+	ssize_t size = shm_segment_size((size_t)e->tx.capacity);
+	int memfd = handoff_receive_attach(e, k, &attach);
+	if (memfd < 0) {
+		err = memfd;
+		why = "no ATTACH on the session channel";
+	} else if (memcmp(attach.token, e->request.token, sizeof(attach.token)) != 0) {
+		err = -EACCES;
+		why = "ATTACH with a wrong session token";
+	} else if (attach.ring_size != e->tx.capacity || size < 0 ||
+		   (err = memfd_seal_check(memfd, (size_t)size)) < 0) {
+		err = err < 0 ? err : -EPROTO;
+		why = "ATTACH with a bad segment";
+	} else if ((base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED) {
+		why = "cannot map the new segment";
+	}
+	if (memfd >= 0)
+		close(memfd);
+	struct shm_ring tx, rx;
+	long long in = 0, out = 0;
+	if (why == NULL && (err = handoff_copy(e, base, &in, &out)) < 0)
+		why = "the new segment is not consistent";
+	/* Step 4: attach, now that the old bytes are in place. */
+	if (why == NULL && (err = shm_segment_attach(base, (size_t)size, e->side, &tx, &rx)) < 0)
+		why = "the new segment is not consistent";
+	if (why != NULL) {
+		if (base != MAP_FAILED)
+			munmap(base, (size_t)size);
+		/* A lying or missing ATTACH: stay on the old rings and say no. */
+		atomic_store_explicit(&s->sides[other].refused, k, memory_order_release);
+		futex_sem_wake(&s->sides[other].switched);
+		handoff_eventfd_write(e->peer_wake_fd);
+		e->answered = k; /* do not wait for this epoch again */
+		shm_unlock(&e->rx_lock);
+		shm_unlock(&e->tx_lock);
+		shm_unlock(&e->settle_lock);
+		if (vi_log_enabled(VI_LOG_CONNS))
+			vi_log_line("conns: fd=%d handoff epoch=%u refused: %s (%s)", fd, k, why,
+				    strerror(-err));
+		return;
+	}
+	bool tx_closed = e->tx.closed, rx_closed = e->rx.closed;
+	void *old = e->base;
+	size_t old_size = e->size;
+	tx.wake_fd = rx.wake_fd = e->peer_wake_fd;
+	e->tx = tx;
+	e->rx = rx;
+	if (tx_closed)
+		shm_ring_close(&e->tx);
+	if (rx_closed)
+		shm_ring_close(&e->rx);
+	e->base = base;
+	e->size = (size_t)size;
+	e->epoch = e->answered = k;
+	/* Step 5: report the switch. */
+	atomic_store_explicit(&s->epoch, k, memory_order_release);
+	atomic_store_explicit(&s->sides[other].switched, k, memory_order_release);
+	futex_sem_wake(&s->sides[other].switched);
+	handoff_eventfd_write(e->peer_wake_fd);
+	handoff_retire(e, old, old_size);
+	shm_unlock(&e->rx_lock);
+	shm_unlock(&e->tx_lock);
+	shm_unlock(&e->settle_lock);
+	if (vi_log_enabled(VI_LOG_CONNS))
+		vi_log_line("conns: fd=%d peer handed over: epoch=%u in=%lld out=%lld us=%lld", fd, k,
+			    in, out, (shm_now_ns() - t0) / 1000);
+}
+
+/* ---- the new owner: steps 1 and 6 ---- */
+
+/* Claims epoch `*k` for a handoff of ours: none other may run at once. Returns 0 or -errno. */
+static int handoff_claim(struct vi_conn *conn, int fd, uint32_t *k)
+{
+	struct shm_endpoint *e = &conn->shm;
+	struct shm_session *s = e->session;
+	long long stale_after = shm_now_ns() + 2LL * HANDOFF_ATTACH_WAIT_MS * 1000000LL;
+	for (;;) {
+		uint32_t cur = atomic_load_explicit(&s->epoch, memory_order_acquire);
+		uint32_t claim = cur;
+		if (atomic_compare_exchange_strong(&s->claim, &claim, cur + 1)) {
+			*k = cur + 1;
+			return 0;
+		}
+		/*
+		 * The other side is moving (we answer it when we own the rings), or a new owner
+		 * died after its claim: after twice the peer's ATTACH wait, the claim is stale.
+		 */
+		if (shm_now_ns() > stale_after &&
+		    atomic_compare_exchange_strong(&s->claim, &claim, claim + 1)) {
+			atomic_store(&s->epoch, claim); /* epochs may skip: only order matters */
+			*k = claim + 1;
+			return 0;
+		}
+		if (shm_peer_gone(e, fd, false))
+			return -ECONNRESET;
+		handoff_unlock(e->record);
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+		handoff_lock(e->record);
+	}
+}
+
+/* Wakes the peer wherever it sleeps: its eventfd always, its futexes when we map its rings. */
+static void handoff_wake_peer(struct shm_endpoint *e, uint32_t current)
+{
+	handoff_eventfd_write(e->peer_wake_fd);
+	if (e->epoch != current || e->base == NULL)
+		return;
+	struct shm_segment_control *control = e->base;
+	for (int i = 0; i < 2; i++) {
+		futex_sem_post(&control->rings[i].readable);
+		futex_sem_post(&control->rings[i].writable);
+	}
+}
+
+static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger)
+{
+	struct shm_endpoint *e = &conn->shm;
+	struct shm_session *s = e->session;
+	long long t0 = shm_now_ns();
+	uint32_t k = 0;
+	const char *why = "the peer is gone";
+	size_t cap = (size_t)e->tx.capacity;
+	ssize_t size = shm_segment_size(cap);
+	int memfd = -1;
+	void *base = MAP_FAILED;
+	int err = handoff_claim(conn, fd, &k);
+	if (err < 0)
+		goto fail;
+	memfd = size < 0 ? (int)size : memfd_seal_create("viaudit", (size_t)size);
+	if (memfd < 0 || (base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED ||
+	    (err = shm_segment_init(base, (size_t)size, cap)) < 0) {
+		err = memfd < 0 ? memfd : err;
+		why = "no memory for the new segment";
+		goto fail;
+	}
+	/* Step 1: intermit, with the new endpoint and the proof. */
+	atomic_store_explicit(&s->sides[e->side].intermit, k, memory_order_release);
+	struct door_message msg = { .type = DOOR_MESSAGE_ATTACH };
+	memcpy(msg.attach.token, e->request.token, sizeof(msg.attach.token));
+	msg.attach.epoch = k;
+	msg.attach.ring_size = (uint32_t)cap;
+	while ((err = door_send(e->chan_fd, &msg, &memfd, 1)) == -EAGAIN)
+		door_wait(e->chan_fd, POLLOUT, HANDOFF_POLL_MS);
+	close(memfd);
+	memfd = -1;
+	why = "the session channel is closed";
+	if (err < 0)
+		goto fail;
+	uint32_t current = k - 1;
+	handoff_wake_peer(e, current);
+	/* Steps 2-5 happen at the peer; wait for its report. */
+	for (;;) {
+		uint32_t sw = atomic_load_explicit(&s->sides[e->side].switched, memory_order_acquire);
+		if (sw == k)
+			break;
+		if (atomic_load_explicit(&s->sides[e->side].refused, memory_order_acquire) == k) {
+			why = "the peer refused the new endpoint";
+			goto fail;
+		}
+		int w = futex_sem_wait(&s->sides[e->side].switched, sw, HANDOFF_POLL_MS * 1000000LL);
+		if (w == -ETIMEDOUT) {
+			struct pollfd p = { .fd = e->chan_fd, .events = 0 };
+			bool chan_gone = poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+			if (shm_peer_gone(e, fd, true) || chan_gone) {
+				why = chan_gone ? "the session channel hung up" : "the peer is gone";
+				goto fail;
+			}
+			handoff_eventfd_write(e->peer_wake_fd);
+		}
+	}
+	/* Step 6: move to the new rings and retire the old. */
+	struct shm_ring tx, rx;
+	why = "the new segment is not consistent";
+	if ((err = shm_segment_attach(base, (size_t)size, e->side, &tx, &rx)) < 0)
+		goto fail;
+	tx.wake_fd = rx.wake_fd = e->peer_wake_fd;
+	void *old = e->base;
+	size_t old_size = e->size;
+	e->tx = tx;
+	e->rx = rx;
+	e->base = base;
+	e->size = (size_t)size;
+	e->epoch = k;
+	handoff_retire(e, old, old_size);
+	atomic_store(&e->record->owner, handoff_pid());
+	atomic_fetch_add(&e->record->handoffs, 1);
+	if (vi_log_enabled(VI_LOG_CONNS))
+		vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd out=%zd us=%lld", fd, k,
+			    handoff_pid(), trigger == SHM_TRIGGER_READ ? "read" : "write",
+			    shm_ring_readable(&e->rx), shm_ring_readable(&e->tx),
+			    (shm_now_ns() - t0) / 1000);
+	return 0;
+
+fail:
+	if (memfd >= 0)
+		close(memfd);
+	if (base != MAP_FAILED)
+		munmap(base, (size_t)size);
+	e->peer_gone = true;
+	if (vi_log_enabled(VI_LOG_CONNS))
+		vi_log_line("conns: fd=%d handoff epoch=%u failed: %s", fd, k, why);
+	return -ECONNRESET;
+}
+
+int shm_handoff_enter(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger,
+		      bool resumed)
+{
+	struct shm_endpoint *e = &conn->shm;
+	struct shm_handoff_record *r = e->record;
+	handoff_lock(r);
+	int owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
+	uint32_t current = atomic_load_explicit(&e->session->epoch, memory_order_acquire);
+	if (owner == handoff_pid() && e->epoch == current)
+		return 0;
+	if (resumed && owner != 0 && owner != handoff_pid() && handoff_pid_alive(owner)) {
+		/* Taken while we slept: wait for its owner to give it up, not ping-pong. */
+		handoff_unlock(r);
+		struct timespec ts = { 0, HANDOFF_DISPOSSESSED_US * 1000L };
+		nanosleep(&ts, NULL);
+		return -EAGAIN;
+	}
+	int err = handoff_take(conn, fd, trigger);
+	if (err < 0)
+		handoff_unlock(r);
+	return err;
+}
+
+bool shm_handoff_owned(const struct shm_endpoint *e)
+{
+	if (e->record == NULL)
+		return true;
+	return atomic_load(&e->record->owner) == handoff_pid() &&
+	       e->epoch == atomic_load(&e->session->epoch);
+}
+
+void shm_handoff_leave(struct shm_endpoint *e)
+{
+	handoff_unlock(e->record);
+}

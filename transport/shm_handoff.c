@@ -171,15 +171,11 @@ bool shm_handoff_release(struct shm_endpoint *e)
 	bool others = false;
 	/*
 	 * A parent that closes right after fork may run before its child has added itself:
-	 * give the child's hook time to run (a failed fork leaves the count up: then 1 s).
+	 * a child not yet counted still holds the socket. (A fork that failed leaves the count
+	 * up: then the last close does not end the session, and the peer learns of the end
+	 * from the kernel socket's FIN, after the bytes already sent.)
 	 */
-	int turns = 0;
-	for (; turns < 10000 && atomic_load(&r->unborn) != 0; turns++) {
-		struct timespec ts = { 0, 100000 };
-		nanosleep(&ts, NULL);
-	}
-	if (turns == 10000)
-		atomic_store(&r->unborn, 0);
+	bool unborn = atomic_load(&r->unborn) != 0;
 	handoff_lock(r);
 	for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++) {
 		int32_t pid = atomic_load(&r->holders[i]);
@@ -188,6 +184,7 @@ bool shm_handoff_release(struct shm_endpoint *e)
 		else if (pid != 0 && handoff_pid_alive(pid))
 			others = true;
 	}
+	others = others || unborn;
 	if (atomic_load(&r->owner) == me)
 		atomic_store(&r->owner, 0); /* T1: the next holder's read or write moves it */
 	if (!others)

@@ -480,7 +480,13 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 		futex_sem_cancel(sem);
 		if (r == -EINTR)
 			return r;
-		/* Woken, spurious, seq already moved, or timed out: the loop re-checks. */
+		/*
+		 * Woken: back to the caller even if not ready, which then looks at what else may
+		 * have woken it (a fork handoff asked for on the session page). Spurious, seq
+		 * already moved, or timed out: the loop re-checks.
+		 */
+		if (r == 0 && !shm_ring_ready(ring))
+			return 0;
 	}
 }
 

@@ -162,7 +162,7 @@ int shm_ring_notify(struct shm_ring *ring);
  * Consumer: waits until shm_ring_ready(). Spins for spin_us, then sleeps on the futex;
  * timeout_ms < 0 waits without limit, 0 only checks. A peer may die or stop posting, so
  * callers that must notice it pass a bounded timeout and check the peer between calls.
- * Returns 0 when ready, -ETIMEDOUT, -EINTR, or -EINVAL.
+ * Returns 0 when ready or woken by the peer (callers loop), -ETIMEDOUT, -EINTR, or -EINVAL.
  */
 int shm_ring_wait_readable(struct shm_ring *ring, long spin_us, int timeout_ms);
 

@@ -14,21 +14,31 @@
  *
  * A refusal (or a listener that never answers before closing the door) leaves the
  * connection on plain TCP: the connector moves what it had written into the kernel socket.
+ *
+ * Pre-forked workers inherit the listening socket and its door, so the worker whose accept()
+ * drains the door may take requests whose connections other workers accept. Once the process
+ * has forked, every request a drain takes that is not its own is put back on the door at
+ * once (FORWARD), and an acceptor that does not find its request waits, a bounded time,
+ * while another process is inside a drain that may hold it (see "a shared door" below).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "door.h"
+#include "futex_sem.h"
 #include "libc.h"
 #include "memfd_seal.h"
 #include "shm_segment.h"
@@ -43,13 +53,40 @@ void vi_shm_endpoint_release(struct vi_conn *conn);
 #define SHM_PENDING_MAX 1024
 /* A request whose connection has not come after this long is dropped. */
 #define SHM_PENDING_TTL_NS (30LL * 1000000000LL)
+/*
+ * A shared door: how long an acceptor waits for its request while another process is
+ * inside a drain that may hold it. Reached only when that process is descheduled or killed
+ * mid-drain; on a loaded machine a runnable process can wait tens of milliseconds for a CPU,
+ * and giving up costs the connector more (it waits up to SHM_ANSWER_MS, then moves to TCP).
+ */
+#define SHM_SHARED_WAIT_MS 100
+/*
+ * A shared door: how long a drain waits for the request of a connector it took off the door
+ * before the request was sent (the connector is between its door connect and its send). It
+ * cannot keep it: a worker serving a connection does not come back to the door for long.
+ */
+#define SHM_REQUEST_WAIT_MS 20
+/* Processes a shared door's board tracks by pid while they drain (more are counted blind). */
+#define SHM_DRAINERS_MAX 32
 
 struct shm_pending {
-	int door_fd; /* the connector's door connection; -1: free slot */
+	int door_fd; /* the connector's door connection (a FORWARD not read yet: the forwarder's);
+		      * -1: free slot */
 	bool have_request;
 	struct door_request request;
-	int fds[3];
-	long long since_ns;
+	int fds[3]; /* DOOR_FD_MEMFD, DOOR_FD_CONNECTOR_WAKE, DOOR_FD_LISTENER_WAKE */
+	long long since_ns; /* when the request was made, as near as is known */
+};
+
+/*
+ * What the processes sharing a door tell each other: an anonymous shared page mapped when
+ * the door is opened, so that every process that inherits the door inherits it too.
+ */
+struct shm_door_board {
+	_Atomic pid_t drainers[SHM_DRAINERS_MAX]; /* processes inside a drain; 0: free */
+	_Atomic uint32_t crowded;  /* drains that found no free slot in drainers */
+	_Atomic uint32_t forwards; /* requests put back on the door, ever */
+	struct futex_sem drain_end; /* acceptors waiting for a drain to end */
 };
 
 struct shm_listener {
@@ -57,6 +94,9 @@ struct shm_listener {
 	struct door_address address; /* where the TCP listener is bound */
 	bool v6only;
 	struct shm_options options;
+	unsigned forks;               /* setup_forks when the door was opened */
+	pid_t pid;                    /* the process this copy of the table belongs to */
+	struct shm_door_board *board; /* shared with every process that has the door */
 	size_t npending;
 	struct shm_pending pending[SHM_PENDING_MAX];
 };
@@ -225,6 +265,41 @@ void vi_shm_abort(struct vi_conn *conn)
 
 /* ---- listener ---- */
 
+/*
+ * Forks of this process: the program's libc runs setup_count_fork before each one (in the
+ * parent, so the child's copy is counted too). A listener compares it with the count when
+ * its door was opened to know that another process may have the door.
+ */
+static _Atomic unsigned setup_forks;
+static atomic_bool setup_forks_counted; /* the hook is registered */
+
+static void setup_count_fork(void)
+{
+	atomic_fetch_add_explicit(&setup_forks, 1, memory_order_relaxed);
+}
+
+static void setup_watch_forks(void)
+{
+	if (vi_libc.register_atfork == NULL || atomic_exchange(&setup_forks_counted, true))
+		return;
+	if (vi_libc.register_atfork(setup_count_fork, NULL, NULL, NULL) != 0)
+		atomic_store(&setup_forks_counted, false);
+}
+
+/*
+ * Whether other processes may take connectors off L's door too: a fork since it was opened
+ * gave the child the door (the parent cannot tell whether the child keeps it, nor the child
+ * whether the parent does). One load on the accept path of a program that never forks.
+ * Without the fork hook (a program whose libc was not found) only the child can tell.
+ */
+static bool setup_door_shared(const struct shm_listener *l)
+{
+	if (atomic_load_explicit(&setup_forks, memory_order_relaxed) != l->forks)
+		return true;
+	return !atomic_load_explicit(&setup_forks_counted, memory_order_relaxed) &&
+	       getpid() != l->pid;
+}
+
 int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *options)
 {
 	struct sockaddr_storage ss;
@@ -236,8 +311,17 @@ int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *o
 				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (l == MAP_FAILED)
 		return -errno;
+	/* Shared, not private: forked workers that inherit the door must see one board. */
+	l->board = mmap(NULL, sizeof(*l->board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			-1, 0);
+	if (l->board == MAP_FAILED) {
+		int err = -errno;
+		munmap(l, sizeof(*l));
+		return err;
+	}
 	int door = door_listen((struct sockaddr *)&ss, sl);
 	if (door < 0) {
+		munmap(l->board, sizeof(*l->board));
 		munmap(l, sizeof(*l));
 		return door;
 	}
@@ -251,10 +335,14 @@ int vi_shm_listen(struct shm_listener **out, int fd, const struct shm_options *o
 		l->v6only = v6only != 0;
 	for (size_t i = 0; i < SHM_PENDING_MAX; i++)
 		l->pending[i].door_fd = -1;
+	setup_watch_forks();
+	l->forks = atomic_load_explicit(&setup_forks, memory_order_relaxed);
+	l->pid = getpid();
 	*out = l;
 	return 0;
 }
 
+/* Closes this process's copies of P's descriptors, without an answer, and frees its slot. */
 static void setup_pending_drop(struct shm_listener *l, struct shm_pending *p)
 {
 	if (p->door_fd < 0)
@@ -275,7 +363,89 @@ void vi_shm_listener_close(struct shm_listener *l)
 	for (size_t i = 0; i < SHM_PENDING_MAX; i++)
 		setup_pending_drop(l, &l->pending[i]);
 	close(l->door_fd);
+	munmap(l->board, sizeof(*l->board));
 	munmap(l, sizeof(*l));
+}
+
+/* Keeps door connection C in a free slot. Returns the slot, or NULL (C closed: refused). */
+static struct shm_pending *setup_pending_add(struct shm_listener *l, int c)
+{
+	if (door_peer_allowed(c, l->options.allow_other_uids) < 0 ||
+	    l->npending == SHM_PENDING_MAX) {
+		close(c); /* the connector reads the closed door as a refusal */
+		return NULL;
+	}
+	for (size_t i = 0; i < SHM_PENDING_MAX; i++) {
+		if (l->pending[i].door_fd < 0) {
+			l->pending[i] = (struct shm_pending){ .door_fd = c, .since_ns = setup_now_ns() };
+			l->npending++;
+			return &l->pending[i];
+		}
+	}
+	close(c);
+	return NULL;
+}
+
+/*
+ * When the request whose memfd is MEMFD was made, on the monotonic clock, so that its age
+ * crosses FORWARDs with nothing on the wire for it: the connector set the memfd's size just
+ * before it sent the request, and the inode's change time says when. The kernel also moves
+ * that time when the connector's writes reach a page of its ring not touched before, so
+ * this is the connector's last sign of life in the memfd: still a bound, since a ring has
+ * a fixed number of pages and a pending connector stops writing once its ring is full.
+ */
+static long long setup_request_made_ns(int memfd)
+{
+	struct stat st;
+	struct timespec real;
+	long long now = setup_now_ns();
+	if (fstat(memfd, &st) < 0 || clock_gettime(CLOCK_REALTIME, &real) < 0)
+		return now;
+	long long age = ((long long)real.tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
+			(real.tv_nsec - st.st_ctim.tv_nsec);
+	/* A clock stepped back: as new. A wild value: as old as the TTL allows, plus one. */
+	if (age < 0)
+		age = 0;
+	if (age > SHM_PENDING_TTL_NS)
+		age = SHM_PENDING_TTL_NS + 1;
+	return now - age;
+}
+
+/*
+ * Reads the message on P's door connection: a connector's REQUEST, or a FORWARD from
+ * another process sharing the door (then the connector's door connection, which came with
+ * it, replaces the forwarder's in P). Returns 0 when P has its request, -EAGAIN when none
+ * came yet, or another -errno when P was dropped (a message that lies, a connector that left:
+ * the connector reads the closed door as a refusal).
+ */
+static int setup_pending_read(struct shm_listener *l, struct shm_pending *p)
+{
+	struct door_message msg;
+	int fds[DOOR_MESSAGE_FDS_MAX];
+	size_t n = 0;
+	int r = door_recv(p->door_fd, &msg, fds, DOOR_MESSAGE_FDS_MAX, &n);
+	if (r == -EAGAIN)
+		return r;
+	if (r == 0 && msg.type == DOOR_MESSAGE_FORWARD &&
+	    door_peer_allowed(fds[DOOR_FD_CONNECTOR_DOOR], l->options.allow_other_uids) < 0)
+		r = -EACCES;
+	else if (r == 0 && msg.type != DOOR_MESSAGE_REQUEST && msg.type != DOOR_MESSAGE_FORWARD)
+		r = -EPROTO;
+	if (r < 0) {
+		for (size_t k = 0; k < n; k++)
+			close(fds[k]); /* none when door_recv failed: it closed them itself */
+		setup_pending_drop(l, p);
+		return r;
+	}
+	if (msg.type == DOOR_MESSAGE_FORWARD) {
+		close(p->door_fd);
+		p->door_fd = fds[DOOR_FD_CONNECTOR_DOOR];
+		p->since_ns = setup_request_made_ns(fds[DOOR_FD_MEMFD]);
+	}
+	memcpy(p->fds, fds, sizeof(p->fds));
+	p->request = msg.request;
+	p->have_request = true;
+	return 0;
 }
 
 /* Takes every connector waiting on the door and reads the requests that have come. */
@@ -285,42 +455,223 @@ static void setup_drain(struct shm_listener *l)
 		int c = door_accept(l->door_fd);
 		if (c < 0)
 			break;
-		if (door_peer_allowed(c, l->options.allow_other_uids) < 0 ||
-		    l->npending == SHM_PENDING_MAX) {
-			close(c); /* the connector reads the closed door as a refusal */
-			continue;
-		}
-		for (size_t i = 0; i < SHM_PENDING_MAX; i++) {
-			if (l->pending[i].door_fd < 0) {
-				l->pending[i] = (struct shm_pending){ .door_fd = c, .since_ns = setup_now_ns() };
-				l->npending++;
-				break;
-			}
-		}
+		setup_pending_add(l, c);
 	}
 	long long now = setup_now_ns();
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++) {
 		struct shm_pending *p = &l->pending[i];
 		if (p->door_fd < 0)
 			continue;
-		if (!p->have_request) {
-			struct door_message msg;
-			size_t n = 0;
-			int r = door_recv(p->door_fd, &msg, p->fds, 3, &n);
-			if (r == 0 && msg.type == DOOR_MESSAGE_REQUEST) {
-				p->request = msg.request;
-				p->have_request = true;
-			} else if (r == 0 || r != -EAGAIN) {
-				/* A message that lies, or a connector that left: refused, and on we go. */
-				if (r == 0)
-					for (size_t k = 0; k < n; k++)
-						close(p->fds[k]);
-				setup_pending_drop(l, p);
-				continue;
-			}
-		}
+		if (!p->have_request && setup_pending_read(l, p) < 0 && p->door_fd < 0)
+			continue;
 		if (now - p->since_ns > SHM_PENDING_TTL_NS)
 			setup_pending_drop(l, p);
+	}
+}
+
+/* The request that PEER's connection made, among those this process holds, or NULL. */
+static struct shm_pending *setup_pending_find(struct shm_listener *l,
+					      const struct door_address *peer)
+{
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+		if (l->pending[i].door_fd >= 0 && l->pending[i].have_request &&
+		    door_address_equal(&l->pending[i].request.source, peer))
+			return &l->pending[i];
+	return NULL;
+}
+
+/*
+ * ---- a shared door ----
+ *
+ * Once the process has forked, its door may be drained by others, and a request is not
+ * kept where the TCP connection is not: every drain (setup_shared_drain) puts back on the
+ * door, at once, each request it took for another connection. It cannot keep them for
+ * later: a worker that goes on to serve its connection may not drain again for a long time.
+ * A drain also stops as soon as it has its own request, leaving the rest on the door.
+ *
+ * An acceptor whose request is not on the door knows where it is: the request was sent
+ * before the connector's SYN, so it was on the door before accept() returned, and since
+ * then only a drain can have taken it, and that drain puts it back before it ends. So the
+ * acceptor waits while another process is inside a drain, and drains again when one has
+ * put requests back since its own drain began; when neither holds, the peer has no
+ * request (it does not run viaudit) and the connection stays on TCP at once. The board
+ * counts drains by pid, so that a worker killed mid-drain does not keep the others
+ * waiting; a forward is counted before its drain ends, so that a waiter that sees no
+ * drain and no new forward has missed neither.
+ */
+
+/* Marks this process inside a drain. Returns the board slot taken, or -1 (counted blind). */
+static int setup_board_enter(struct shm_door_board *b, pid_t self)
+{
+	for (int i = 0; i < SHM_DRAINERS_MAX; i++) {
+		pid_t none = 0;
+		if (atomic_compare_exchange_strong(&b->drainers[i], &none, self))
+			return i;
+	}
+	atomic_fetch_add(&b->crowded, 1);
+	return -1;
+}
+
+/* Ends the drain that took SLOT, and wakes the acceptors waiting for a drain to end. */
+static void setup_board_leave(struct shm_door_board *b, int slot)
+{
+	if (slot >= 0)
+		atomic_store(&b->drainers[slot], 0);
+	else
+		atomic_fetch_sub(&b->crowded, 1);
+	/* Partner: the fence in futex_sem_prepare() of setup_shared_find's wait. */
+	if (futex_sem_waiters(&b->drain_end) & FUTEX_SEM_COUNT_MASK)
+		futex_sem_post(&b->drain_end);
+}
+
+/* Whether another process is inside a drain now; a dead one's slot is freed. */
+static bool setup_board_busy(struct shm_door_board *b)
+{
+	bool busy = atomic_load(&b->crowded) > 0;
+	for (int i = 0; i < SHM_DRAINERS_MAX; i++) {
+		pid_t pid = atomic_load(&b->drainers[i]);
+		if (pid == 0)
+			continue;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			atomic_compare_exchange_strong(&b->drainers[i], &pid, 0);
+		else
+			busy = true;
+	}
+	return busy;
+}
+
+/*
+ * Puts P's request back on the door for the other processes that share it, with the
+ * connector's door connection as the fourth descriptor, and forgets it here. A request gone
+ * stale (past the TTL, or its connector gone) is dropped instead. Returns 0, or -errno when
+ * it could not be sent (P stays, and is sent again at the next accept).
+ */
+static int setup_forward(struct shm_listener *l, struct shm_pending *p)
+{
+	/* The connector sends nothing before its answer: anything to read is its end. */
+	struct pollfd gone = { .fd = p->door_fd, .events = POLLIN };
+	if (setup_now_ns() - p->since_ns > SHM_PENDING_TTL_NS || poll(&gone, 1, 0) > 0) {
+		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d stale drop port=%u\n", getpid(), p->request.source.port);
+		setup_pending_drop(l, p);
+		return 0;
+	}
+	int c = door_connect_listener(l->door_fd);
+	if (c < 0) {
+		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forward connect %d\n", getpid(), c);
+		return c;
+	}
+	struct door_message msg = { .type = DOOR_MESSAGE_FORWARD, .request = p->request };
+	int fds[DOOR_FORWARD_FDS];
+	memcpy(fds, p->fds, sizeof(p->fds));
+	fds[DOOR_FD_CONNECTOR_DOOR] = p->door_fd;
+	int r = door_send(c, &msg, fds, DOOR_FORWARD_FDS);
+	/* The message stays queued on the door after this close, descriptors and all. */
+	close(c);
+	if (r < 0)
+		return r;
+	/* Counted before the drain ends: see "a shared door" above. */
+	atomic_fetch_add(&l->board->forwards, 1);
+	setup_pending_drop(l, p); /* our copies: the message holds its own */
+	return 0;
+}
+
+/*
+ * P in a drain: reads its request if it has none yet (when WAIT, waiting for it until
+ * SHM_REQUEST_WAIT_MS after P came off the door), then keeps it in *MINE if it is PEER's,
+ * else forwards it. *FORWARDED counts the forwards.
+ */
+static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
+			      const struct door_address *peer, struct shm_pending **mine,
+			      bool wait, uint32_t *forwarded)
+{
+	if (p->door_fd < 0 || p == *mine)
+		return;
+	if (!p->have_request) {
+		long long left = p->since_ns + SHM_REQUEST_WAIT_MS * 1000000LL - setup_now_ns();
+		if (wait && left > 0)
+			door_wait(p->door_fd, POLLIN, (int)(left / 1000000) + 1);
+		if (setup_pending_read(l, p) < 0) {
+			if (p->door_fd >= 0 && setup_now_ns() - p->since_ns > SHM_PENDING_TTL_NS)
+				setup_pending_drop(l, p);
+			if (p->door_fd >= 0 && getenv("PFDBG")) fprintf(stderr, "PFDBG %d leftover wait=%d\n", getpid(), wait);
+			return; /* dropped, or its request still has not come: kept for next time */
+		}
+	}
+	if (*mine == NULL && door_address_equal(&p->request.source, peer)) {
+		*mine = p;
+		return;
+	}
+	uint32_t before = atomic_load(&l->board->forwards);
+	if (setup_forward(l, p) == 0 && atomic_load(&l->board->forwards) != before)
+		(*forwarded)++;
+}
+
+/*
+ * One drain of a shared door: the requests this process holds (a forward that failed, a
+ * connector whose request had not come), then connectors off the door until PEER's request
+ * comes or the door is empty, then a short wait for the requests of connectors taken before
+ * they sent them. Returns PEER's request, or NULL. *FORWARDED: how many were put back.
+ */
+static struct shm_pending *setup_shared_drain(struct shm_listener *l,
+					      const struct door_address *peer, uint32_t *forwarded)
+{
+	struct shm_pending *mine = NULL;
+	int slot = setup_board_enter(l->board, l->pid);
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+		setup_shared_sort(l, &l->pending[i], peer, &mine, false, forwarded);
+	while (mine == NULL) {
+		int c = door_accept(l->door_fd);
+		if (c < 0)
+			break;
+		struct shm_pending *p = setup_pending_add(l, c);
+		if (p != NULL)
+			setup_shared_sort(l, p, peer, &mine, false, forwarded);
+	}
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+		if (l->pending[i].door_fd >= 0 && !l->pending[i].have_request)
+			setup_shared_sort(l, &l->pending[i], peer, &mine, true, forwarded);
+	setup_board_leave(l->board, slot);
+	return mine;
+}
+
+/* PEER's request on a shared door: drains, and waits while it may still come back. */
+static struct shm_pending *setup_shared_find(struct shm_listener *l,
+					     const struct door_address *peer)
+{
+	pid_t self = getpid();
+	if (l->pid != self) {
+		/*
+		 * A forked child's table is a copy of its parent's, which still holds (and will
+		 * answer) those requests: only our copies of the descriptors go.
+		 */
+		for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+			setup_pending_drop(l, &l->pending[i]);
+		l->pid = self;
+	}
+	struct shm_door_board *b = l->board;
+	long long deadline = setup_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
+	for (;;) {
+		uint32_t forwarded = 0;
+		uint32_t before = atomic_load(&b->forwards);
+		struct shm_pending *p = setup_shared_drain(l, peer, &forwarded);
+		if (p != NULL)
+			return p;
+		for (;;) {
+			uint32_t seq = futex_sem_prepare(&b->drain_end);
+			/* Drains first, forwards second: see "a shared door" above. */
+			bool busy = setup_board_busy(b);
+			bool moved = atomic_load(&b->forwards) != before + forwarded;
+			long long left = deadline - setup_now_ns();
+			if (left <= 0 || moved || !busy) {
+				futex_sem_cancel(&b->drain_end);
+				if (left > 0 && moved)
+					break; /* drain again */
+				if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d giveup left=%lld moved=%d busy=%d port=%u\n", getpid(), left, moved, busy, peer->port);
+				return NULL;
+			}
+			futex_sem_wait(&b->drain_end.seq, seq, left);
+			futex_sem_cancel(&b->drain_end);
+		}
 	}
 }
 
@@ -345,14 +696,13 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 			snprintf(reason, reason_size, "accepted socket has no peer address");
 		return -ENOTCONN;
 	}
-	setup_drain(l);
-	struct shm_pending *p = NULL;
-	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
-		if (l->pending[i].door_fd >= 0 && l->pending[i].have_request &&
-		    door_address_equal(&l->pending[i].request.source, &peer)) {
-			p = &l->pending[i];
-			break;
-		}
+	struct shm_pending *p;
+	if (!setup_door_shared(l)) {
+		setup_drain(l);
+		p = setup_pending_find(l, &peer);
+	} else {
+		p = setup_shared_find(l, &peer);
+	}
 	if (p == NULL) {
 		if (reason != NULL)
 			snprintf(reason, reason_size, "no door request from peer: peer does not run viaudit");
@@ -360,6 +710,7 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 	}
 
 	int err;
+	bool answer = true;
 	ssize_t size = shm_segment_size(p->request.ring_size);
 	const char *step = "segment size";
 	vi_shm_endpoint_init(conn, &l->options);
@@ -386,6 +737,8 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 	struct shm_segment_control *control = e->base;
 	if (!atomic_compare_exchange_strong(&control->handshake, &expected,
 					    SHM_HANDSHAKE_ATTACHED)) {
+		/* Attached already: by another copy of the request (a fork copied it), which answered. */
+		answer = expected != SHM_HANDSHAKE_ATTACHED;
 		err = -ETIMEDOUT;
 		goto refuse;
 	}
@@ -411,7 +764,8 @@ int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *re
 
 refuse:
 	vi_shm_endpoint_release(conn);
-	setup_answer(p, -err);
+	if (answer)
+		setup_answer(p, -err);
 	setup_pending_drop(l, p);
 	if (reason != NULL)
 		snprintf(reason, reason_size, "door refused: bad %s (%s)", step, setup_errno_name(-err));

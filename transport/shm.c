@@ -767,6 +767,7 @@ int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_s
 	e->session_base = base;
 	e->session = &((struct shm_segment_control *)base)->session;
 	e->epoch = 0;
+	shm_handoff_watch(e);
 	return 0;
 }
 

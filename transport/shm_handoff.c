@@ -203,15 +203,25 @@ static void handoff_eventfd_write(int fd)
 	}
 }
 
-/* Unmaps a segment nobody uses any more; with other threads about, keeps it until close. */
-static void handoff_retire(struct shm_endpoint *e, void *base, size_t size)
+/*
+ * Unmaps a segment nobody uses any more; with other threads about, keeps it until close.
+ * The first segment stays mapped for its control page, the session page: the peer, which
+ * answered the handoff, frees the ring pages it had used (`used` bytes of each ring, the
+ * most either ever held), so that an idle connection's retired rings cost no memory.
+ */
+static void handoff_retire(struct shm_endpoint *e, void *base, size_t size, bool free_pages,
+			   const size_t used[2])
 {
 	if (base == NULL)
 		return;
 	if (base == e->session_base) {
-		/* The first segment's control page is the session page: free only its ring pages. */
-		madvise((char *)base + SHM_SEGMENT_CONTROL_SIZE, size - SHM_SEGMENT_CONTROL_SIZE,
-			MADV_REMOVE);
+		size_t cap = (size_t)e->tx.capacity;
+		for (int i = 0; free_pages && i < 2; i++) {
+			size_t n = (used[i] + 4095) & ~(size_t)4095;
+			if (n > 0)
+				madvise((char *)base + SHM_SEGMENT_CONTROL_SIZE + (size_t)i * cap,
+					n < cap ? n : cap, MADV_REMOVE);
+		}
 		return;
 	}
 	if (vi_libc_single_threaded()) {
@@ -371,6 +381,7 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 		futex_sem_wake(&s->sides[other].switched);
 		handoff_eventfd_write(e->peer_wake_fd);
 		e->answered = k; /* do not wait for this epoch again */
+		shm_handoff_watch(e);
 		shm_unlock(&e->rx_lock);
 		shm_unlock(&e->tx_lock);
 		shm_unlock(&e->settle_lock);
@@ -380,6 +391,10 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 		return;
 	}
 	bool tx_closed = e->tx.closed, rx_closed = e->rx.closed;
+	int mine = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1;
+	size_t used[2];
+	used[mine] = e->tx.head < e->tx.capacity ? (size_t)e->tx.head : (size_t)e->tx.capacity;
+	used[1 - mine] = e->rx.tail < e->rx.capacity ? (size_t)e->rx.tail : (size_t)e->rx.capacity;
 	void *old = e->base;
 	size_t old_size = e->size;
 	tx.wake_fd = rx.wake_fd = e->peer_wake_fd;
@@ -392,12 +407,13 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	e->base = base;
 	e->size = (size_t)size;
 	e->epoch = e->answered = k;
+	shm_handoff_watch(e);
 	/* Step 5: report the switch. */
 	atomic_store_explicit(&s->epoch, k, memory_order_release);
 	atomic_store_explicit(&s->sides[other].switched, k, memory_order_release);
 	futex_sem_wake(&s->sides[other].switched);
 	handoff_eventfd_write(e->peer_wake_fd);
-	handoff_retire(e, old, old_size);
+	handoff_retire(e, old, old_size, true, used);
 	shm_unlock(&e->rx_lock);
 	shm_unlock(&e->tx_lock);
 	shm_unlock(&e->settle_lock);
@@ -446,11 +462,11 @@ static void handoff_wake_peer(struct shm_endpoint *e, uint32_t current)
 	handoff_eventfd_write(e->peer_wake_fd);
 	if (e->epoch != current || e->base == NULL)
 		return;
+	/* The peer sleeps as the reader of our ring or the writer of its own. */
 	struct shm_segment_control *control = e->base;
-	for (int i = 0; i < 2; i++) {
-		futex_sem_post(&control->rings[i].readable);
-		futex_sem_post(&control->rings[i].writable);
-	}
+	int mine = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1;
+	futex_sem_post(&control->rings[mine].readable);
+	futex_sem_post(&control->rings[1 - mine].writable);
 }
 
 static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger)
@@ -522,7 +538,8 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	e->base = base;
 	e->size = (size_t)size;
 	e->epoch = k;
-	handoff_retire(e, old, old_size);
+	shm_handoff_watch(e);
+	handoff_retire(e, old, old_size, false, NULL); /* the peer frees the first rings' pages */
 	atomic_store(&e->record->owner, handoff_pid());
 	atomic_fetch_add(&e->record->handoffs, 1);
 	if (vi_log_enabled(VI_LOG_CONNS))
@@ -564,6 +581,16 @@ int shm_handoff_enter(struct vi_conn *conn, int fd, enum shm_handoff_trigger tri
 	if (err < 0)
 		handoff_unlock(r);
 	return err;
+}
+
+void shm_handoff_watch(struct shm_endpoint *e)
+{
+	if (e->session == NULL)
+		return;
+	const _Atomic uint32_t *word = &e->session->sides[1 - e->side].intermit;
+	uint32_t seen = e->epoch > e->answered ? e->epoch : e->answered;
+	e->tx.attention = e->rx.attention = word;
+	e->tx.attention_seen = e->rx.attention_seen = seen;
 }
 
 bool shm_handoff_owned(const struct shm_endpoint *e)

@@ -97,6 +97,9 @@ static inline bool shm_handoff_asked(const struct shm_endpoint *e)
 	return k > e->epoch && k > e->answered;
 }
 
+/* Makes the endpoint's ring waits end when the peer asks for a handoff (shm_ring.h `attention`). */
+void shm_handoff_watch(struct shm_endpoint *e);
+
 /* Whether this process may use the rings it maps now: an unforked side, or the owner of the current one. */
 bool shm_handoff_owned(const struct shm_endpoint *e);
 

@@ -426,9 +426,18 @@ static inline void shm_cpu_relax(void)
 }
 
 /* Returns 0 when ready, -ETIMEDOUT or -EINTR. */
-static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin_us, int timeout_ms)
+/* What ends a wait: the ring is ready, or something else asks for the caller's attention. */
+static inline bool shm_ring_wait_over(struct shm_ring *ring)
 {
 	if (shm_ring_ready(ring))
+		return true;
+	return ring->attention != NULL &&
+	       atomic_load_explicit(ring->attention, memory_order_acquire) > ring->attention_seen;
+}
+
+static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin_us, int timeout_ms)
+{
+	if (shm_ring_wait_over(ring))
 		return 0;
 	if (timeout_ms == 0)
 		return -ETIMEDOUT;
@@ -437,7 +446,7 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 		/* A peer that answers within a few hundred nanoseconds costs not even a clock read. */
 		for (int i = 0; i < 64; i++) {
 			shm_cpu_relax();
-			if (shm_ring_ready(ring))
+			if (shm_ring_wait_over(ring))
 				return 0;
 		}
 	}
@@ -447,7 +456,7 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 		int64_t spin_end = now + (int64_t)spin_us * 1000;
 		for (unsigned i = 1;; i++) {
 			shm_cpu_relax();
-			if (shm_ring_ready(ring))
+			if (shm_ring_wait_over(ring))
 				return 0;
 			/*
 			 * The clock is a vDSO call, cheap but not free: look every 64 turns. Then
@@ -466,7 +475,7 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 	for (;;) {
 		/* Announce, then re-check: the lost-wakeup argument is in futex_sem.h. */
 		uint32_t seq = futex_sem_prepare(sem);
-		if (shm_ring_ready(ring)) {
+		if (shm_ring_wait_over(ring)) {
 			futex_sem_cancel(sem);
 			return 0;
 		}
@@ -485,7 +494,7 @@ static int shm_ring_wait(struct shm_ring *ring, struct futex_sem *sem, long spin
 		 * have woken it (a fork handoff asked for on the session page). Spurious, seq
 		 * already moved, or timed out: the loop re-checks.
 		 */
-		if (r == 0 && !shm_ring_ready(ring))
+		if (r == 0 && !shm_ring_wait_over(ring))
 			return 0;
 	}
 }

@@ -81,6 +81,13 @@ struct shm_ring {
 	bool broken;                     /* the connection failed: every call returns -ECONNRESET */
 	const char *broken_reason;       /* why, for the log */
 	int wake_fd;                     /* the peer's eventfd, written when it sleeps in epoll; -1: none */
+	/*
+	 * A word in shared memory that also ends a wait once it exceeds attention_seen (the
+	 * fork handoff's intermit request), checked after the sleep is announced, so that a
+	 * request posted at any moment is never slept through. NULL: none.
+	 */
+	const _Atomic uint32_t *attention;
+	uint32_t attention_seen;
 	struct shm_ring_stats stats;
 };
 
@@ -162,7 +169,8 @@ int shm_ring_notify(struct shm_ring *ring);
  * Consumer: waits until shm_ring_ready(). Spins for spin_us, then sleeps on the futex;
  * timeout_ms < 0 waits without limit, 0 only checks. A peer may die or stop posting, so
  * callers that must notice it pass a bounded timeout and check the peer between calls.
- * Returns 0 when ready or woken by the peer (callers loop), -ETIMEDOUT, -EINTR, or -EINVAL.
+ * Returns 0 when ready, when `attention` moved, or when woken by the peer (callers loop),
+ * -ETIMEDOUT, -EINTR, or -EINVAL.
  */
 int shm_ring_wait_readable(struct shm_ring *ring, long spin_us, int timeout_ms);
 

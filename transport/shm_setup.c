@@ -54,20 +54,31 @@ void vi_shm_endpoint_release(struct vi_conn *conn);
 /* A request whose connection has not come after this long is dropped. */
 #define SHM_PENDING_TTL_NS (30LL * 1000000000LL)
 /*
- * A shared door: how long an acceptor waits for its request while another process is
- * inside a drain that may hold it. Reached only when that process is descheduled or killed
- * mid-drain; on a loaded machine a runnable process can wait tens of milliseconds for a CPU,
- * and giving up costs the connector more (it waits up to SHM_ANSWER_MS, then moves to TCP).
+ * A shared door: how long an acceptor waits at most for its request while another process
+ * is inside a drain that may hold it. A drain takes microseconds (at most SHM_REQUEST_WAIT_MS
+ * more), so this is reached only on an overloaded machine, where a runnable process can wait
+ * a long time for a CPU (seen: over 100 ms with 40 runnable on 2 cores). Giving up costs more
+ * (the connector waits up to SHM_ANSWER_MS, 1 s, then moves to TCP); waiting longer than
+ * that is useless, hence half of it.
  */
-#define SHM_SHARED_WAIT_MS 100
+#define SHM_SHARED_WAIT_MS 500
 /*
  * A shared door: how long a drain waits for the request of a connector it took off the door
  * before the request was sent (the connector is between its door connect and its send). It
- * cannot keep it: a worker serving a connection does not come back to the door for long.
+ * cannot keep it: a worker serving a connection does not come back to the door for long, and
+ * the acceptor of that connection could not find its request. So it closes it then ...
  */
 #define SHM_REQUEST_WAIT_MS 20
+/*
+ * ... and a connector that took longer than this to get its request ready after its door
+ * connect (a loaded machine) connects to the door again to send it, so that the request
+ * follows its connection at once.
+ */
+#define SHM_REQUEST_LATE_MS 5
 /* Processes a shared door's board tracks by pid while they drain (more are counted blind). */
 #define SHM_DRAINERS_MAX 32
+/* Forwards a shared door's board remembers the source of (a power of two). */
+#define SHM_FORWARD_LOG 64
 
 struct shm_pending {
 	int door_fd; /* the connector's door connection (a FORWARD not read yet: the forwarder's);
@@ -86,6 +97,8 @@ struct shm_door_board {
 	_Atomic pid_t drainers[SHM_DRAINERS_MAX]; /* processes inside a drain; 0: free */
 	_Atomic uint32_t crowded;  /* drains that found no free slot in drainers */
 	_Atomic uint32_t forwards; /* requests put back on the door, ever */
+	/* The source address (setup_source_hash) of forward N is in forward_log[N % LOG]. */
+	_Atomic uint64_t forward_log[SHM_FORWARD_LOG];
 	struct futex_sem drain_end; /* acceptors waiting for a drain to end */
 };
 
@@ -168,6 +181,43 @@ static int setup_bind_source(int fd, const struct sockaddr *dest, socklen_t len,
 	return door_address_from_sockaddr(source, (struct sockaddr *)&ss, sl);
 }
 
+/*
+ * Sends the connector's request with its memfd and eventfds on its door connection, or on a
+ * fresh one when the first may have been given up on: when SHM_REQUEST_LATE_MS went by since
+ * DOOR_NS (the machine is loaded), and once more when the send finds the connection closed
+ * (a drain of a shared door waited SHM_REQUEST_WAIT_MS for it, then closed it). A closed
+ * first connection tells whoever took it that no request comes. Returns 0 or -errno.
+ */
+static int setup_send_request(struct shm_endpoint *e, const struct sockaddr *dest, socklen_t len,
+			      bool allow_other_uids, int memfd, long long door_ns)
+{
+	struct door_message msg = { .type = DOOR_MESSAGE_REQUEST, .request = e->request };
+	int fds[3];
+	fds[DOOR_FD_MEMFD] = memfd;
+	fds[DOOR_FD_CONNECTOR_WAKE] = e->wake_fd;
+	fds[DOOR_FD_LISTENER_WAKE] = e->peer_wake_fd;
+	bool fresh = setup_now_ns() - door_ns > SHM_REQUEST_LATE_MS * 1000000LL;
+	for (int attempt = 0;; attempt++) {
+		int err;
+		if (fresh) {
+			if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d connector fresh attempt=%d\n", getpid(), attempt);
+			int again = door_connect(dest, len);
+			if (again < 0)
+				return again;
+			if ((err = door_peer_allowed(again, allow_other_uids)) < 0) {
+				close(again);
+				return err;
+			}
+			close(e->door_fd);
+			e->door_fd = again;
+		}
+		err = door_send(e->door_fd, &msg, fds, 3);
+		if (err == 0 || attempt == 1 || (err != -EPIPE && err != -ECONNRESET))
+			return err;
+		fresh = true;
+	}
+}
+
 int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, socklen_t len,
 		   const struct shm_options *options, char *reason, size_t reason_size)
 {
@@ -185,6 +235,7 @@ int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, so
 			 host, dest_addr.port);
 	}
 	int door = door_connect(dest, len);
+	long long door_ns = setup_now_ns();
 	if (door < 0) {
 		if (reason != NULL)
 			snprintf(reason, reason_size, "no door at %s: peer does not run viaudit",
@@ -235,12 +286,7 @@ int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, so
 	e->request.ring_size = (uint32_t)options->ring_size;
 	if ((err = door_token_random(e->request.token)) < 0)
 		goto fail;
-	struct door_message msg = { .type = DOOR_MESSAGE_REQUEST, .request = e->request };
-	int fds[3];
-	fds[DOOR_FD_MEMFD] = memfd;
-	fds[DOOR_FD_CONNECTOR_WAKE] = e->wake_fd;
-	fds[DOOR_FD_LISTENER_WAKE] = e->peer_wake_fd;
-	if ((err = door_send(door, &msg, fds, 3)) < 0)
+	if ((err = setup_send_request(e, dest, len, options->allow_other_uids, memfd, door_ns)) < 0)
 		goto fail;
 	close(memfd);
 	struct timespec ts;
@@ -469,6 +515,16 @@ static void setup_drain(struct shm_listener *l)
 	}
 }
 
+/* Answers P's connector: STATUS 0 accepts, else it is the errno of the refusal. */
+static void setup_answer(struct shm_pending *p, int status)
+{
+	struct door_message msg = { .type = DOOR_MESSAGE_ACCEPT };
+	memcpy(msg.accept.token, p->request.token, sizeof(msg.accept.token));
+	msg.accept.status = status;
+	msg.accept.ring_size = status == 0 ? p->request.ring_size : 0;
+	door_send(p->door_fd, &msg, NULL, 0);
+}
+
 /* The request that PEER's connection made, among those this process holds, or NULL. */
 static struct shm_pending *setup_pending_find(struct shm_listener *l,
 					      const struct door_address *peer)
@@ -493,12 +549,48 @@ static struct shm_pending *setup_pending_find(struct shm_listener *l,
  * before the connector's SYN, so it was on the door before accept() returned, and since
  * then only a drain can have taken it, and that drain puts it back before it ends. So the
  * acceptor waits while another process is inside a drain, and drains again when one has
- * put requests back since its own drain began; when neither holds, the peer has no
- * request (it does not run viaudit) and the connection stays on TCP at once. The board
- * counts drains by pid, so that a worker killed mid-drain does not keep the others
- * waiting; a forward is counted before its drain ends, so that a waiter that sees no
- * drain and no new forward has missed neither.
+ * put back a request from its peer's address since its own drain began; when neither
+ * holds, the peer has no request (it does not run viaudit) and the connection stays on
+ * TCP at once. The board (a page shared by every process with the door) lists the pids
+ * inside a drain, so that a worker killed mid-drain does not keep the others waiting, and
+ * logs the source address of each forward before that drain ends, so that a waiter that
+ * sees no drain (first) and then no forward of its peer's request has missed neither. Only
+ * forwards of its own peer wake a waiter into another drain: two waiters passing a third
+ * connection's request to and fro would otherwise keep each other draining.
  */
+
+/* A 64-bit hash (FNV-1a) of a source address, for the board's log of forwards. */
+static uint64_t setup_source_hash(const struct door_address *a)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	uint8_t bytes[4 + 2 + 4 + 16];
+	uint32_t family = (uint32_t)a->family;
+	memcpy(bytes, &family, 4);
+	memcpy(bytes + 4, &a->port, 2);
+	memcpy(bytes + 6, &a->scope_id, 4);
+	memcpy(bytes + 10, a->addr, 16);
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		h = (h ^ bytes[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * Whether a forward counted since BEFORE (the board's count when our drain began) may have
+ * been PEER's request: its source is in the log, or the log has been overwritten since.
+ * A forward of a drain still going on may not be logged yet; the caller waits for those.
+ */
+static bool setup_board_forwarded(struct shm_door_board *b, uint32_t before,
+				  const struct door_address *peer)
+{
+	uint32_t n = atomic_load(&b->forwards) - before;
+	if (n > SHM_FORWARD_LOG)
+		return true;
+	uint64_t h = setup_source_hash(peer);
+	for (uint32_t k = 0; k < n; k++)
+		if (atomic_load(&b->forward_log[(before + k) % SHM_FORWARD_LOG]) == h)
+			return true;
+	return false;
+}
 
 /* Marks this process inside a drain. Returns the board slot taken, or -1 (counted blind). */
 static int setup_board_enter(struct shm_door_board *b, pid_t self)
@@ -543,8 +635,8 @@ static bool setup_board_busy(struct shm_door_board *b)
 /*
  * Puts P's request back on the door for the other processes that share it, with the
  * connector's door connection as the fourth descriptor, and forgets it here. A request gone
- * stale (past the TTL, or its connector gone) is dropped instead. Returns 0, or -errno when
- * it could not be sent (P stays, and is sent again at the next accept).
+ * stale (past the TTL, or its connector gone) is dropped instead. Returns 1 (forwarded), 0
+ * (dropped), or -errno when it could not be sent (P stays: sent again at the next accept).
  */
 static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 {
@@ -555,83 +647,119 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 		setup_pending_drop(l, p);
 		return 0;
 	}
-	int c = door_connect_listener(l->door_fd);
-	if (c < 0) {
-		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forward connect %d\n", getpid(), c);
-		return c;
-	}
 	struct door_message msg = { .type = DOOR_MESSAGE_FORWARD, .request = p->request };
 	int fds[DOOR_FORWARD_FDS];
 	memcpy(fds, p->fds, sizeof(p->fds));
 	fds[DOOR_FD_CONNECTOR_DOOR] = p->door_fd;
-	int r = door_send(c, &msg, fds, DOOR_FORWARD_FDS);
-	/* The message stays queued on the door after this close, descriptors and all. */
-	close(c);
+	int r = -EPIPE;
+	/* A drain that took our connection and saw nothing on it for long closed it: once more. */
+	for (int attempt = 0; attempt < 2 && (r == -EPIPE || r == -ECONNRESET); attempt++) {
+		int c = door_connect_listener(l->door_fd);
+		if (c < 0)
+			return c;
+		r = door_send(c, &msg, fds, DOOR_FORWARD_FDS);
+		/* The message stays queued on the door after this close, descriptors and all. */
+		close(c);
+	}
 	if (r < 0)
 		return r;
-	/* Counted before the drain ends: see "a shared door" above. */
-	atomic_fetch_add(&l->board->forwards, 1);
+	/* Logged before the drain ends: see "a shared door" above. */
+	uint32_t n = atomic_fetch_add(&l->board->forwards, 1);
+	atomic_store(&l->board->forward_log[n % SHM_FORWARD_LOG], setup_source_hash(&p->request.source));
 	setup_pending_drop(l, p); /* our copies: the message holds its own */
-	return 0;
+	return 1;
 }
 
+/* One drain of a shared door, as it goes. */
+struct setup_drain {
+	const struct door_address *peer; /* the accepted connection's peer */
+	struct shm_pending *mine;        /* its request, once found */
+	bool have_first;                 /* first holds the token of the first one */
+	bool wrapped;                    /* that one came back: the door was gone through */
+	uint8_t first[DOOR_TOKEN_SIZE];
+};
+
 /*
- * P in a drain: reads its request if it has none yet (when WAIT, waiting for it until
- * SHM_REQUEST_WAIT_MS after P came off the door), then keeps it in *MINE if it is PEER's,
- * else forwards it. *FORWARDED counts the forwards.
+ * P in drain D: reads its request if it has none yet (when WAIT, waiting for it until
+ * SHM_REQUEST_WAIT_MS after P came off the door), then keeps it as D's own if it is the
+ * peer's, else forwards it.
  */
 static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
-			      const struct door_address *peer, struct shm_pending **mine,
-			      bool wait, uint32_t *forwarded)
+			      struct setup_drain *d, bool wait)
 {
-	if (p->door_fd < 0 || p == *mine)
+	if (p->door_fd < 0 || p == d->mine)
 		return;
 	if (!p->have_request) {
 		long long left = p->since_ns + SHM_REQUEST_WAIT_MS * 1000000LL - setup_now_ns();
 		if (wait && left > 0)
 			door_wait(p->door_fd, POLLIN, (int)(left / 1000000) + 1);
-		if (setup_pending_read(l, p) < 0) {
-			if (p->door_fd >= 0 && setup_now_ns() - p->since_ns > SHM_PENDING_TTL_NS)
+		int r = setup_pending_read(l, p);
+		if (r == -EAGAIN && wait) {
+			/*
+			 * Too late: its connector connects again (SHM_REQUEST_LATE_MS) or fails over
+			 * to TCP. Shutting our reading side first makes its send fail from now on,
+			 * so a message sent just before is read here, not lost with the close.
+			 */
+			if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d late request dropped\n", getpid());
+			int carrier = p->door_fd;
+			shutdown(carrier, SHUT_RD);
+			r = setup_pending_read(l, p);
+			if (r == 0 && p->door_fd == carrier) {
+				/* A REQUEST on a connection that can no longer carry the session. */
+				setup_answer(p, ETIMEDOUT);
 				setup_pending_drop(l, p);
-			if (p->door_fd >= 0 && getenv("PFDBG")) fprintf(stderr, "PFDBG %d leftover wait=%d\n", getpid(), wait);
-			return; /* dropped, or its request still has not come: kept for next time */
+				r = -ETIMEDOUT;
+			}
 		}
+		if (r < 0)
+			return; /* dropped, or (not WAIT) its request still has not come: kept */
 	}
-	if (*mine == NULL && door_address_equal(&p->request.source, peer)) {
-		*mine = p;
+	if (d->mine == NULL && door_address_equal(&p->request.source, d->peer)) {
+		d->mine = p;
 		return;
 	}
-	uint32_t before = atomic_load(&l->board->forwards);
-	if (setup_forward(l, p) == 0 && atomic_load(&l->board->forwards) != before)
-		(*forwarded)++;
+	/*
+	 * The door is first in, first out, and what a drain forwards goes back in at its end:
+	 * meeting its first forward again means everything that was on the door before it has
+	 * been seen, and draining on would only pass the same requests round again.
+	 */
+	if (d->have_first && memcmp(d->first, p->request.token, DOOR_TOKEN_SIZE) == 0)
+		d->wrapped = true;
+	uint8_t token[DOOR_TOKEN_SIZE];
+	memcpy(token, p->request.token, DOOR_TOKEN_SIZE);
+	if (setup_forward(l, p) > 0 && !d->have_first) {
+		memcpy(d->first, token, DOOR_TOKEN_SIZE);
+		d->have_first = true;
+	}
 }
 
 /*
  * One drain of a shared door: the requests this process holds (a forward that failed, a
  * connector whose request had not come), then connectors off the door until PEER's request
- * comes or the door is empty, then a short wait for the requests of connectors taken before
- * they sent them. Returns PEER's request, or NULL. *FORWARDED: how many were put back.
+ * comes, the door is empty or gone through once, then a short wait for the requests of
+ * connectors taken before they sent them. Returns PEER's request, or NULL.
  */
 static struct shm_pending *setup_shared_drain(struct shm_listener *l,
-					      const struct door_address *peer, uint32_t *forwarded)
+					      const struct door_address *peer)
 {
-	struct shm_pending *mine = NULL;
+	struct setup_drain d = { .peer = peer };
 	int slot = setup_board_enter(l->board, l->pid);
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
-		setup_shared_sort(l, &l->pending[i], peer, &mine, false, forwarded);
-	while (mine == NULL) {
+		setup_shared_sort(l, &l->pending[i], &d, false);
+	/* Bounded as well by a count, should other drains keep taking our first forward. */
+	for (size_t taken = 0; d.mine == NULL && !d.wrapped && taken < SHM_PENDING_MAX; taken++) {
 		int c = door_accept(l->door_fd);
 		if (c < 0)
 			break;
 		struct shm_pending *p = setup_pending_add(l, c);
 		if (p != NULL)
-			setup_shared_sort(l, p, peer, &mine, false, forwarded);
+			setup_shared_sort(l, p, &d, false);
 	}
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
 		if (l->pending[i].door_fd >= 0 && !l->pending[i].have_request)
-			setup_shared_sort(l, &l->pending[i], peer, &mine, true, forwarded);
+			setup_shared_sort(l, &l->pending[i], &d, true);
 	setup_board_leave(l->board, slot);
-	return mine;
+	return d.mine;
 }
 
 /* PEER's request on a shared door: drains, and waits while it may still come back. */
@@ -651,16 +779,15 @@ static struct shm_pending *setup_shared_find(struct shm_listener *l,
 	struct shm_door_board *b = l->board;
 	long long deadline = setup_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
 	for (;;) {
-		uint32_t forwarded = 0;
 		uint32_t before = atomic_load(&b->forwards);
-		struct shm_pending *p = setup_shared_drain(l, peer, &forwarded);
+		struct shm_pending *p = setup_shared_drain(l, peer);
 		if (p != NULL)
 			return p;
 		for (;;) {
 			uint32_t seq = futex_sem_prepare(&b->drain_end);
 			/* Drains first, forwards second: see "a shared door" above. */
 			bool busy = setup_board_busy(b);
-			bool moved = atomic_load(&b->forwards) != before + forwarded;
+			bool moved = setup_board_forwarded(b, before, peer);
 			long long left = deadline - setup_now_ns();
 			if (left <= 0 || moved || !busy) {
 				futex_sem_cancel(&b->drain_end);
@@ -673,15 +800,6 @@ static struct shm_pending *setup_shared_find(struct shm_listener *l,
 			futex_sem_cancel(&b->drain_end);
 		}
 	}
-}
-
-static void setup_answer(struct shm_pending *p, int status)
-{
-	struct door_message msg = { .type = DOOR_MESSAGE_ACCEPT };
-	memcpy(msg.accept.token, p->request.token, sizeof(msg.accept.token));
-	msg.accept.status = status;
-	msg.accept.ring_size = status == 0 ? p->request.ring_size : 0;
-	door_send(p->door_fd, &msg, NULL, 0);
 }
 
 int vi_shm_accept(struct shm_listener *l, struct vi_conn *conn, int fd, char *reason,

@@ -335,10 +335,11 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 			 int timeout, const sigset_t *sigmask, bool with_mask)
 {
 	long long deadline = deadline_from_ms(timeout);
-	long long spin_end = readiness_now_ns() + readiness_spin_ns();
+	long long start = readiness_now_ns();
+	long long spin_end = start + readiness_spin_ns();
 	unsigned turns = 0;
 	bool kernel_first = (v->turn++ & 1) != 0;
-	for (;;) {
+	for (bool waited = false;; waited = true) {
 		int n = 0;
 		if (kernel_first) {
 			/* Once per call, on odd turns: plain fds first, then virtual ones. */
@@ -355,6 +356,8 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 		n = vepoll_scan(epfd, v, events, maxevents);
 		vepoll_unlock(v);
 		bool expired = deadline == 0 || (deadline > 0 && readiness_now_ns() >= deadline);
+		if (n > 0 && waited)
+			readiness_spin_learn(readiness_now_ns() - start);
 		if (n > 0 || expired) {
 			if (n < maxevents) {
 				int k = vi_libc.epoll_wait(epfd, events + n, maxevents - n, 0);
@@ -390,8 +393,10 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 		vepoll_unlock(v);
 		if (err != 0 && k + m == 0)
 			return -err;
-		if (k + m > 0)
+		if (k + m > 0) {
+			readiness_spin_learn(readiness_now_ns() - start);
 			return k + m;
+		}
 		spin_end = 0;
 		if (deadline >= 0 && readiness_now_ns() >= deadline)
 			return 0;

@@ -53,6 +53,8 @@ long long readiness_now_ns(void);
 int readiness_left_ms(long long deadline);
 /* The spin before sleeping, in ns: the policy's spin_us, else sized to the machine. */
 long readiness_spin_ns(void);
+/* Tells the spin how long a wait that did not end at once lasted (readiness.c). */
+void readiness_spin_learn(long long waited_ns);
 /* An absolute deadline from a poll-style timeout in ms (-1: none, 0: now). */
 long long deadline_from_ms(int timeout);
 

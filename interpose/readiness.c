@@ -52,7 +52,7 @@ static short readiness_of(struct vsock *vs, int fd, short events)
 }
 
 /* The policy's spin_us, or the ring's default sized to the machine (none on one CPU). */
-long readiness_spin_ns(void)
+static long readiness_spin_max_ns(void)
 {
 	static long machine_us = -1; /* sysconf reads a file: once is enough */
 	long us = interpose_hooks.shm.spin_us;
@@ -62,6 +62,33 @@ long readiness_spin_ns(void)
 		us = machine_us;
 	}
 	return us * 1000L;
+}
+
+/*
+ * How long this thread's next wait spins: the policy's spin while spinning pays, less
+ * while it does not. A spin pays when what was waited for comes within it (a ping-pong
+ * peer answers in microseconds); on a machine with more busy threads than CPUs (eight
+ * database backends and their clients on two CPUs) the wait is long, and spinning only
+ * takes the CPU from the peer that would answer. Each wait that lasted longer than the
+ * policy's spin halves the next one; one that ended within it restores it.
+ */
+static __thread long readiness_spin_budget_ns = -1;
+
+long readiness_spin_ns(void)
+{
+	long max = readiness_spin_max_ns();
+	if (readiness_spin_budget_ns < 0 || readiness_spin_budget_ns > max)
+		readiness_spin_budget_ns = max;
+	return readiness_spin_budget_ns;
+}
+
+void readiness_spin_learn(long long waited_ns)
+{
+	long max = readiness_spin_max_ns();
+	if (waited_ns <= max)
+		readiness_spin_budget_ns = max;
+	else
+		readiness_spin_budget_ns = readiness_spin_budget_ns < 2000 ? 0 : readiness_spin_budget_ns / 2;
 }
 
 /* ---- poll ---- */
@@ -126,10 +153,13 @@ static int poll_plain_now(struct pollfd *fds, nfds_t nfds)
 static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			const sigset_t *sigmask)
 {
-	long long spin_end = readiness_now_ns() + readiness_spin_ns();
+	long long start = readiness_now_ns();
+	long long spin_end = start + readiness_spin_ns();
 	unsigned turns = 0;
-	for (;;) {
+	for (bool waited = false;; waited = true) {
 		int ready = poll_scan(fds, nfds);
+		if (ready > 0 && waited)
+			readiness_spin_learn(readiness_now_ns() - start);
 		if (ready > 0 || deadline == 0 || (deadline > 0 && readiness_now_ns() >= deadline))
 			return ready + poll_plain_now(fds, nfds);
 		if (readiness_now_ns() < spin_end) {
@@ -202,8 +232,10 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 		if (err != 0)
 			return -err;
 		ready = poll_scan(fds, nfds);
-		if (ready + plain_ready > 0)
+		if (ready + plain_ready > 0) {
+			readiness_spin_learn(readiness_now_ns() - start);
 			return ready + plain_ready;
+		}
 		spin_end = 0; /* woken for nothing (or timed out): sleep again at once */
 		if (deadline >= 0 && readiness_now_ns() >= deadline)
 			return 0;

@@ -784,7 +784,7 @@ int vi_shm_prepare_fork(struct vi_conn *conn, int fd)
 		return 0;
 	if (conn->shm.state == SHM_PENDING)
 		shm_settle(conn, fd, 0); /* still pending: no record, the child must not use it */
-	return shm_handoff_prepare_fork(&conn->shm);
+	return shm_handoff_prepare_fork(&conn->shm, fd);
 }
 
 void vi_shm_after_fork_child(struct vi_conn *conn)

@@ -38,6 +38,7 @@ struct shm_endpoint {
 	uint32_t epoch;                    /* the segment `base` is (0: the first) */
 	uint32_t answered;                 /* the last epoch the peer asked for and was answered */
 	struct shm_handoff_record *record; /* shared by this side's processes once it forked */
+	int fork_fd;                       /* the program's fd for it at the last fork */
 	void *retired_base;                /* an old segment another thread may still look at */
 	size_t retired_size;
 	struct shm_ring tx, rx;

@@ -2,6 +2,7 @@
 #include "shm_handoff.h"
 
 #include <errno.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -63,6 +64,19 @@ static uint64_t handoff_self(void)
 static bool handoff_pid_alive(int pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/*
+ * Whether process `pid` still holds the socket as its `fd`: the same open file as ours
+ * (kcmp), so that a holder that closed it, or exec'd with it close-on-exec, does not keep
+ * the session from ending. When kcmp cannot tell (not permitted), a live process counts.
+ */
+static bool handoff_still_holds(int pid, int fd)
+{
+	if (!handoff_pid_alive(pid))
+		return false;
+	long r = syscall(SYS_kcmp, handoff_pid(), pid, KCMP_FILE, fd, fd);
+	return r == 0 || (r < 0 && errno != EBADF);
 }
 
 static bool handoff_thread_alive(uint64_t who)
@@ -133,10 +147,11 @@ static void handoff_unlock(struct shm_handoff_record *r)
 	atomic_store_explicit(&r->lock, 0, memory_order_release);
 }
 
-int shm_handoff_prepare_fork(struct shm_endpoint *e)
+int shm_handoff_prepare_fork(struct shm_endpoint *e, int fd)
 {
 	if (e->state != SHM_ACTIVE || e->session == NULL || e->chan_fd < 0)
 		return -ENOTSUP;
+	e->fork_fd = fd;
 	if (e->record == NULL) {
 		struct shm_handoff_record *r = handoff_record_alloc();
 		if (r == NULL)
@@ -181,7 +196,7 @@ bool shm_handoff_release(struct shm_endpoint *e)
 		int32_t pid = atomic_load(&r->holders[i]);
 		if (pid == me)
 			atomic_store(&r->holders[i], 0);
-		else if (pid != 0 && handoff_pid_alive(pid))
+		else if (pid != 0 && handoff_still_holds(pid, e->fork_fd))
 			others = true;
 	}
 	others = others || unborn;

@@ -63,7 +63,7 @@ enum shm_handoff_trigger {
  * In the parent before fork(): gives the endpoint a record (its owner the caller), and tells
  * the peer this side is shared. Returns 0 or -errno (no record: the child must not use it).
  */
-int shm_handoff_prepare_fork(struct shm_endpoint *e);
+int shm_handoff_prepare_fork(struct shm_endpoint *e, int fd);
 
 /* In the child after fork(), before it returns: the child holds the socket too. */
 void shm_handoff_after_fork_child(struct shm_endpoint *e);

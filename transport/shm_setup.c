@@ -478,6 +478,7 @@ static int setup_pending_read(struct shm_listener *l, struct shm_pending *p)
 	else if (r == 0 && msg.type != DOOR_MESSAGE_REQUEST && msg.type != DOOR_MESSAGE_FORWARD)
 		r = -EPROTO;
 	if (r < 0) {
+		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d read drop %d\n", getpid(), r);
 		for (size_t k = 0; k < n; k++)
 			close(fds[k]); /* none when door_recv failed: it closed them itself */
 		setup_pending_drop(l, p);
@@ -661,11 +662,14 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 		/* The message stays queued on the door after this close, descriptors and all. */
 		close(c);
 	}
-	if (r < 0)
+	if (r < 0) {
+		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forward failed %d port=%u\n", getpid(), r, p->request.source.port);
 		return r;
+	}
 	/* Logged before the drain ends: see "a shared door" above. */
 	uint32_t n = atomic_fetch_add(&l->board->forwards, 1);
 	atomic_store(&l->board->forward_log[n % SHM_FORWARD_LOG], setup_source_hash(&p->request.source));
+	if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forwarded port=%u\n", getpid(), p->request.source.port);
 	setup_pending_drop(l, p); /* our copies: the message holds its own */
 	return 1;
 }
@@ -714,6 +718,7 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 		if (r < 0)
 			return; /* dropped, or (not WAIT) its request still has not come: kept */
 	}
+	if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d sort port=%u for=%u\n", getpid(), p->request.source.port, d->peer->port);
 	if (d->mine == NULL && door_address_equal(&p->request.source, d->peer)) {
 		d->mine = p;
 		return;

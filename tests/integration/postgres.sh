@@ -3,7 +3,8 @@
 # serves it while the postmaster closes its copy (accept-then-fork). A cluster made with
 # initdb in a temporary directory, started under viaudit on 127.0.0.1 and a free port;
 # pgbench -i, then pgbench -S -c 8 -j 2 -T 10 under viaudit: no failed transaction, and every
-# connection carried by shm at both ends.
+# connection carried by shm at both ends, and handed over from the postmaster to its backend
+# (the fork handoff) with no failure.
 # Usage: postgres.sh VIAUDIT   (VIAUDIT_BUILD set by meson; installs postgresql when missing)
 set -euo pipefail
 . "$(dirname "$0")/../lib/viaudit_test.sh"
@@ -49,6 +50,17 @@ vt_expect_status 0
 vt_expect_stdout 'number of failed transactions: 0 \(0\.000%\)'
 vt_expect_stdout 'tps = [0-9.]+ \(without initial connection time\)'
 rp_expect_shm "$VT_TMP/select.conns" "$RP_SERVER_LOG" "$port"
+# Each backend took its connection over from the postmaster (the fork handoff): as many
+# handoffs in the server's log as the peer's 'handed over' lines in pgbench's, none failed.
+handoffs=$(grep -c ' handoff epoch=[0-9]* to pid=' "$RP_SERVER_LOG" || true)
+handed=$(grep -c ' peer handed over: epoch=' "$VT_TMP/select.conns" || true)
+if grep -q ' handoff epoch=[0-9]* \(failed\|refused\)' "$RP_SERVER_LOG" "$VT_TMP/select.conns"; then
+	vt_fail "a fork handoff failed: $(grep -h -m 1 ' handoff epoch=[0-9]* \(failed\|refused\)' "$RP_SERVER_LOG" "$VT_TMP/select.conns")"
+elif [[ $handed -lt 8 || $handoffs -lt $handed ]]; then
+	vt_fail "expected a fork handoff per pgbench connection (8): pgbench saw $handed, the server logged $handoffs"
+else
+	echo "    $handed connection(s) handed over from the postmaster to their backends"
+fi
 vt_end_run
 
 rp_stop_server postgres

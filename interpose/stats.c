@@ -32,6 +32,8 @@ static struct {
 	struct vi_stats_header *inherited; /* in a forked child: a private copy of the parent's */
 	pid_t failed_pid;                  /* making the segment failed in this process */
 	bool atfork_registered;
+	void *snapshot; /* around a fork: the used part of the segment, taken in the parent */
+	size_t snapshot_size;
 } stats = { .lock = ATOMIC_FLAG_INIT };
 
 /* ---- the segment ---- */
@@ -275,6 +277,8 @@ static uint64_t stats_start_time(void)
 	return start;
 }
 
+static void stats_before_fork(void);
+static void stats_after_fork_parent(void);
 static void stats_after_fork_child(void);
 
 static void stats_forget_inherited_slot(int fd, struct vsock *vs)
@@ -328,7 +332,8 @@ static struct vi_stats_header *stats_segment(void)
 			atomic_store_explicit(&stats.segment, h, memory_order_release);
 			if (!stats.atfork_registered && vi_libc.register_atfork != NULL) {
 				/* The program's libc runs it in the child of every fork, daemon() too. */
-				vi_libc.register_atfork(NULL, NULL, stats_after_fork_child, NULL);
+				vi_libc.register_atfork(stats_before_fork, stats_after_fork_parent,
+							stats_after_fork_child, NULL);
 				stats.atfork_registered = true;
 			}
 			if (stats.inherited != NULL)
@@ -347,34 +352,64 @@ static struct vi_stats_header *stats_segment(void)
  * connection -- or its first new socket -- makes the child's own segment and moves the
  * inherited slots there. A child that execs at once costs one copy of the used part.
  */
+/*
+ * In the parent before fork: the copy the child will start from is taken here, not in the
+ * child, because the parent may go on (close its copy of a connection, releasing the slot)
+ * before the child runs at all.
+ */
+static void stats_before_fork(void)
+{
+	struct vi_stats_header *h = atomic_load_explicit(&stats.segment, memory_order_relaxed);
+	stats.snapshot = NULL;
+	if (h == NULL)
+		return;
+	uint32_t high = atomic_load_explicit(&h->slot_high, memory_order_relaxed);
+	size_t used = vi_stats_segment_size(high <= h->slot_count ? high : h->slot_count);
+	void *copy = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (copy == MAP_FAILED)
+		return;
+	memcpy(copy, h, used);
+	stats.snapshot = copy;
+	stats.snapshot_size = used;
+}
+
+static void stats_after_fork_parent(void)
+{
+	if (stats.snapshot != NULL)
+		munmap(stats.snapshot, stats.snapshot_size);
+	stats.snapshot = NULL;
+}
+
 static void stats_after_fork_child(void)
 {
 	atomic_flag_clear(&stats.lock); /* a thread of the parent may have held it */
 	struct vi_stats_header *h = atomic_load_explicit(&stats.segment, memory_order_relaxed);
-	if (h == NULL)
+	void *copy = stats.snapshot;
+	size_t used = stats.snapshot_size;
+	stats.snapshot = NULL;
+	if (h == NULL) {
+		if (copy != NULL)
+			munmap(copy, used);
 		return;
+	}
 	atomic_store_explicit(&stats.segment, NULL, memory_order_relaxed);
 	size_t size = vi_stats_segment_size(h->slot_count);
-	uint32_t high = atomic_load_explicit(&h->slot_high, memory_order_relaxed);
-	size_t used = vi_stats_segment_size(high <= h->slot_count ? high : h->slot_count);
-	void *copy = mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (copy != MAP_FAILED)
-		memcpy(copy, h, used);
 	if (mmap(h, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ==
-	    MAP_FAILED) {
-		/* Still the parent's memory: forget every inherited slot instead. */
+		    MAP_FAILED ||
+	    copy == NULL) {
+		/* Still the parent's memory, or no copy of it: forget every inherited slot. */
 		stats.inherited = NULL;
 		vsock_for_each(stats_forget_inherited_slot);
 	} else {
 		stats.inherited = h;
-		if (copy != MAP_FAILED)
-			memcpy(h, copy, used);
+		memcpy(h, copy, used);
+		uint32_t high = atomic_load_explicit(&h->slot_high, memory_order_relaxed);
 		struct vi_stats_slot *slots = vi_stats_slots(h);
 		for (uint32_t i = 0; i < high && i < h->slot_count; i++)
 			atomic_store_explicit(&slots[i].watch, STATS_WATCH_RECHECK,
 					      memory_order_relaxed);
 	}
-	if (copy != MAP_FAILED)
+	if (copy != NULL)
 		munmap(copy, used);
 }
 
@@ -429,7 +464,7 @@ void stats_publish(struct vsock *vs, int fd, const char *transport, const char *
 		state = VI_STATS_LISTENING;
 	} else {
 		stats_format_name(fd, true, peer, sizeof(peer));
-		watch = (uint32_t)vs->conn.transport;
+		watch = stats_watch_value(&vs->conn);
 		if (strcmp(peer, "?") == 0) { /* a non-blocking connect still in progress */
 			state = VI_STATS_CONNECTING;
 			watch = STATS_WATCH_RECHECK;
@@ -495,7 +530,7 @@ void stats_note_change(struct vsock *vs, int fd)
 	struct vi_stats_slot *slot = atomic_load_explicit(&vs->stat, memory_order_acquire);
 	if (slot == NULL)
 		return;
-	uint32_t want = (uint32_t)vs->conn.transport;
+	uint32_t want = stats_watch_value(&vs->conn);
 	if (stats.inherited != NULL && stats_segment_holds(stats.inherited, slot)) {
 		/* A forked child's first byte on its parent's connection: make its own segment. */
 		stats_segment();
@@ -513,6 +548,7 @@ void stats_note_change(struct vsock *vs, int fd)
 								      memory_order_relaxed,
 								      memory_order_relaxed))
 		return;
+	atomic_store_explicit(&slot->handoffs, vs->conn.handoffs, memory_order_relaxed);
 	uint32_t state = atomic_fetch_and_explicit(&slot->state, ~VI_STATS_CONNECTING,
 						   memory_order_relaxed);
 	struct vi_stats_snapshot snap;

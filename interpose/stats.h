@@ -82,6 +82,12 @@ void stats_note_end(struct vsock *vs, long r, bool in);
  * connection's transport: after the listener refused shm, for the first byte of a
  * non-blocking connect, and in a forked child for a slot inherited from its parent.
  */
+/* What a slot's watch holds while its identity is up to date: the transport and the handoffs. */
+static inline uint32_t stats_watch_value(const struct vi_conn *conn)
+{
+	return (uint32_t)conn->transport | conn->handoffs << 8;
+}
+
 static inline void stats_count(struct vsock *vs, int fd, long r, bool in, int flags)
 {
 	struct vi_stats_slot *slot = atomic_load_explicit(&vs->stat, memory_order_relaxed);
@@ -102,7 +108,7 @@ static inline void stats_count(struct vsock *vs, int fd, long r, bool in, int fl
 						      (uint64_t)r,
 					      memory_order_relaxed);
 		if (__builtin_expect(atomic_load_explicit(&slot->watch, memory_order_relaxed) !=
-					     (uint32_t)vs->conn.transport,
+					     stats_watch_value(&vs->conn),
 				     0))
 			stats_note_change(vs, fd);
 	} else if ((r == 0 && in) || r == -ECONNRESET || r == -EPIPE) {

@@ -557,6 +557,7 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	handoff_retire(e, old, old_size, false, NULL); /* the peer frees the first rings' pages */
 	atomic_store(&e->record->owner, handoff_pid());
 	atomic_fetch_add(&e->record->handoffs, 1);
+	conn->handoffs++;
 	if (vi_log_enabled(VI_LOG_CONNS))
 		vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd out=%zd us=%lld", fd, k,
 			    handoff_pid(), trigger == SHM_TRIGGER_READ ? "read" : "write",

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <viaudit/policy.h>
@@ -61,6 +62,7 @@ struct vi_endpoint_ops {
 struct vi_conn {
 	const struct vi_endpoint_ops *ops;
 	enum vi_transport transport; /* what carries it now */
+	uint32_t handoffs;           /* fork handoffs that brought it to this process */
 	union {
 		struct shm_endpoint shm;
 	};

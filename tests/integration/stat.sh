@@ -187,8 +187,8 @@ done <"$VT_OUT"
 vt_end_run
 
 # A forked child writes into its own segment, never its parent's: the parent's counts stay
-# as they were; the child lists the inherited connections (55 more bytes on the shm one)
-# and its own new one.
+# as they were; the child lists the inherited connections (55 more bytes on the shm one,
+# which its write took over from the parent: one fork handoff) and its own new one.
 st_start forker viaudit client "$VT_TMP/forker.ready" "$shm_port:12345:777" \
 	"$plain_port:5432:777" --fork "$plain_port:100:55"
 forker=$(st_wait_file "$VT_TMP/forker.ready")
@@ -203,7 +203,7 @@ vt_end_run
 st_stat fork-child stat "$child"
 vt_expect_status 0
 vt_expect_stdout "pid $child \\(stat_peer\\): 3 connections, 0 listening"
-vt_expect_stdout "$shm_row_re +777 +12400 +0 +0  shm"
+vt_expect_stdout "$shm_row_re +777 +12400 +1 +0  shm"
 vt_expect_stdout "$plain_row_re +777 +5432 +0 +0  $fallback_text"
 vt_expect_stdout "$plain_row_re +0 +100 +0 +0  $fallback_text"
 vt_end_run

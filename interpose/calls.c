@@ -669,5 +669,6 @@ static void interpose_watch_forks(void)
 int vi_interpose_init(const struct vi_interpose_hooks *hooks)
 {
 	interpose_hooks = *hooks;
+	vi_transport_handoff_idle = stats_child_segment;
 	return vsock_table_init();
 }

@@ -525,6 +525,16 @@ void stats_note_end(struct vsock *vs, long r, bool in)
 		atomic_fetch_or_explicit(&slot->state, bits, memory_order_relaxed);
 }
 
+/*
+ * A forked child taking a connection over makes its own segment while the handoff waits
+ * for the peer, not after it: the first byte then does not wait for the segment too.
+ */
+void stats_child_segment(void)
+{
+	if (stats.inherited != NULL && atomic_load_explicit(&stats.segment, memory_order_acquire) == NULL)
+		stats_segment();
+}
+
 void stats_note_change(struct vsock *vs, int fd)
 {
 	struct vi_stats_slot *slot = atomic_load_explicit(&vs->stat, memory_order_acquire);

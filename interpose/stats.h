@@ -73,6 +73,8 @@ void stats_note_shutdown(struct vsock *vs, int how, long r);
 
 /* Slow paths of stats_count, out of line. */
 void stats_note_change(struct vsock *vs, int fd);
+/* In a forked child still on its parent's copy: makes its own segment now (see stats.c). */
+void stats_child_segment(void);
 void stats_note_end(struct vsock *vs, long r, bool in);
 
 /*

@@ -23,6 +23,8 @@
 /* A resumed call whose connection another process took sleeps this long between looks. */
 #define HANDOFF_DISPOSSESSED_US 10000
 
+void (*vi_transport_handoff_idle)(void);
+
 /* ---- records: shared anonymous memory, inherited by every later child ---- */
 
 #define HANDOFF_CHUNK_RECORDS 256
@@ -477,11 +479,18 @@ static void handoff_wake_peer(struct shm_endpoint *e, uint32_t current)
 	handoff_eventfd_write(e->peer_wake_fd);
 	if (e->epoch != current || e->base == NULL)
 		return;
-	/* The peer sleeps as the reader of our ring or the writer of its own. */
+	/*
+	 * The peer sleeps as the reader of our ring or the writer of its own. It announces its
+	 * sleep, then looks at the intermit word (the rings' attention): we stored that word
+	 * first, so either it sees it or we see its announcement here (both seq_cst).
+	 */
 	struct shm_segment_control *control = e->base;
 	int mine = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1;
-	futex_sem_post(&control->rings[mine].readable);
-	futex_sem_post(&control->rings[1 - mine].writable);
+	struct futex_sem *sems[2] = { &control->rings[mine].readable,
+				      &control->rings[1 - mine].writable };
+	for (int i = 0; i < 2; i++)
+		if (futex_sem_waiters(sems[i]) & FUTEX_SEM_COUNT_MASK)
+			futex_sem_post(sems[i]);
 }
 
 static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger)
@@ -506,7 +515,7 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 		goto fail;
 	}
 	/* Step 1: intermit, with the new endpoint and the proof. */
-	atomic_store_explicit(&s->sides[e->side].intermit, k, memory_order_release);
+	atomic_store_explicit(&s->sides[e->side].intermit, k, memory_order_seq_cst);
 	struct door_message msg = { .type = DOOR_MESSAGE_ATTACH };
 	memcpy(msg.attach.token, e->request.token, sizeof(msg.attach.token));
 	msg.attach.epoch = k;
@@ -520,6 +529,8 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 		goto fail;
 	uint32_t current = k - 1;
 	handoff_wake_peer(e, current);
+	if (vi_transport_handoff_idle != NULL)
+		vi_transport_handoff_idle();
 	/* Steps 2-5 happen at the peer; wait for its report. */
 	for (;;) {
 		uint32_t sw = atomic_load_explicit(&s->sides[e->side].switched, memory_order_acquire);

@@ -77,7 +77,7 @@ void vi_shm_endpoint_release(struct vi_conn *conn);
 #define SHM_REQUEST_LATE_MS 5
 /* Processes a shared door's board tracks by pid while they drain (more are counted blind). */
 #define SHM_DRAINERS_MAX 32
-/* Forwards a shared door's board remembers the source of (a power of two). */
+/* Requests forwarded or refused that a shared door's board remembers (a power of two). */
 #define SHM_FORWARD_LOG 64
 
 struct shm_pending {
@@ -96,9 +96,9 @@ struct shm_pending {
 struct shm_door_board {
 	_Atomic pid_t drainers[SHM_DRAINERS_MAX]; /* processes inside a drain; 0: free */
 	_Atomic uint32_t crowded;  /* drains that found no free slot in drainers */
-	_Atomic uint32_t forwards; /* requests put back on the door, ever */
-	/* The source address (setup_source_hash) of forward N is in forward_log[N % LOG]. */
-	_Atomic uint64_t forward_log[SHM_FORWARD_LOG];
+	_Atomic uint32_t logged; /* requests put back on the door or refused by a drain, ever */
+	/* Request N's source address (setup_source_hash), and whether it was refused. */
+	_Atomic uint64_t log[SHM_FORWARD_LOG];
 	struct futex_sem drain_end; /* acceptors waiting for a drain to end */
 };
 
@@ -200,7 +200,6 @@ static int setup_send_request(struct shm_endpoint *e, const struct sockaddr *des
 	for (int attempt = 0;; attempt++) {
 		int err;
 		if (fresh) {
-			if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d connector fresh attempt=%d\n", getpid(), attempt);
 			int again = door_connect(dest, len);
 			if (again < 0)
 				return again;
@@ -478,7 +477,6 @@ static int setup_pending_read(struct shm_listener *l, struct shm_pending *p)
 	else if (r == 0 && msg.type != DOOR_MESSAGE_REQUEST && msg.type != DOOR_MESSAGE_FORWARD)
 		r = -EPROTO;
 	if (r < 0) {
-		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d read drop %d\n", getpid(), r);
 		for (size_t k = 0; k < n; k++)
 			close(fds[k]); /* none when door_recv failed: it closed them itself */
 		setup_pending_drop(l, p);
@@ -554,13 +552,19 @@ static struct shm_pending *setup_pending_find(struct shm_listener *l,
  * holds, the peer has no request (it does not run viaudit) and the connection stays on
  * TCP at once. The board (a page shared by every process with the door) lists the pids
  * inside a drain, so that a worker killed mid-drain does not keep the others waiting, and
- * logs the source address of each forward before that drain ends, so that a waiter that
- * sees no drain (first) and then no forward of its peer's request has missed neither. Only
- * forwards of its own peer wake a waiter into another drain: two waiters passing a third
- * connection's request to and fro would otherwise keep each other draining.
+ * logs the source address of each request a drain puts back (or turns down) before that
+ * drain ends, so that a waiter that sees no drain (first) and then no news of its peer's
+ * request has missed neither. Only news of its own peer wakes a waiter into another drain:
+ * two waiters passing a third connection's request to and fro would otherwise keep each
+ * other draining.
+ *
+ * A drain may also take a connector's door connection before the request is on it (the
+ * connector is between its door connect and its send). It waits for it a little
+ * (SHM_REQUEST_WAIT_MS), then closes it; a connector that slow connects to the door again
+ * before it sends (setup_send_request), so that no request is left where nobody looks.
  */
 
-/* A 64-bit hash (FNV-1a) of a source address, for the board's log of forwards. */
+/* A 64-bit hash (FNV-1a) of a source address, for the board's log. */
 static uint64_t setup_source_hash(const struct door_address *a)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -576,21 +580,36 @@ static uint64_t setup_source_hash(const struct door_address *a)
 }
 
 /*
- * Whether a forward counted since BEFORE (the board's count when our drain began) may have
- * been PEER's request: its source is in the log, or the log has been overwritten since.
- * A forward of a drain still going on may not be logged yet; the caller waits for those.
+ * Logs on the board that a drain put back (or, REFUSED, turned down) the request from
+ * SOURCE: before that drain ends, see "a shared door" above.
  */
-static bool setup_board_forwarded(struct shm_door_board *b, uint32_t before,
-				  const struct door_address *peer)
+static void setup_board_log(struct shm_door_board *b, const struct door_address *source,
+			    bool refused)
 {
-	uint32_t n = atomic_load(&b->forwards) - before;
+	uint32_t n = atomic_fetch_add(&b->logged, 1);
+	atomic_store(&b->log[n % SHM_FORWARD_LOG], (setup_source_hash(source) & ~1ull) | refused);
+}
+
+/*
+ * What drains did since BEFORE (the board's count when our drain began) with PEER's
+ * request: -1 refused it, 1 may have put it back on the door (its source is in the log, or
+ * the log has been overwritten since), 0 neither. A drain still going on may not have
+ * logged yet; the caller waits for those.
+ */
+static int setup_board_news(struct shm_door_board *b, uint32_t before,
+			    const struct door_address *peer)
+{
+	uint32_t n = atomic_load(&b->logged) - before;
 	if (n > SHM_FORWARD_LOG)
-		return true;
-	uint64_t h = setup_source_hash(peer);
-	for (uint32_t k = 0; k < n; k++)
-		if (atomic_load(&b->forward_log[(before + k) % SHM_FORWARD_LOG]) == h)
-			return true;
-	return false;
+		return 1;
+	uint64_t h = setup_source_hash(peer) & ~1ull;
+	int news = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t entry = atomic_load(&b->log[(before + k) % SHM_FORWARD_LOG]);
+		if ((entry & ~1ull) == h)
+			news = (entry & 1) ? -1 : 1;
+	}
+	return news;
 }
 
 /* Marks this process inside a drain. Returns the board slot taken, or -1 (counted blind). */
@@ -644,7 +663,6 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 	/* The connector sends nothing before its answer: anything to read is its end. */
 	struct pollfd gone = { .fd = p->door_fd, .events = POLLIN };
 	if (setup_now_ns() - p->since_ns > SHM_PENDING_TTL_NS || poll(&gone, 1, 0) > 0) {
-		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d stale drop port=%u\n", getpid(), p->request.source.port);
 		setup_pending_drop(l, p);
 		return 0;
 	}
@@ -662,14 +680,9 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 		/* The message stays queued on the door after this close, descriptors and all. */
 		close(c);
 	}
-	if (r < 0) {
-		if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forward failed %d port=%u\n", getpid(), r, p->request.source.port);
+	if (r < 0)
 		return r;
-	}
-	/* Logged before the drain ends: see "a shared door" above. */
-	uint32_t n = atomic_fetch_add(&l->board->forwards, 1);
-	atomic_store(&l->board->forward_log[n % SHM_FORWARD_LOG], setup_source_hash(&p->request.source));
-	if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d forwarded port=%u\n", getpid(), p->request.source.port);
+	setup_board_log(l->board, &p->request.source, false);
 	setup_pending_drop(l, p); /* our copies: the message holds its own */
 	return 1;
 }
@@ -704,12 +717,12 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 			 * to TCP. Shutting our reading side first makes its send fail from now on,
 			 * so a message sent just before is read here, not lost with the close.
 			 */
-			if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d late request dropped\n", getpid());
 			int carrier = p->door_fd;
 			shutdown(carrier, SHUT_RD);
 			r = setup_pending_read(l, p);
 			if (r == 0 && p->door_fd == carrier) {
 				/* A REQUEST on a connection that can no longer carry the session. */
+				setup_board_log(l->board, &p->request.source, true);
 				setup_answer(p, ETIMEDOUT);
 				setup_pending_drop(l, p);
 				r = -ETIMEDOUT;
@@ -718,7 +731,6 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 		if (r < 0)
 			return; /* dropped, or (not WAIT) its request still has not come: kept */
 	}
-	if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d sort port=%u for=%u\n", getpid(), p->request.source.port, d->peer->port);
 	if (d->mine == NULL && door_address_equal(&p->request.source, d->peer)) {
 		d->mine = p;
 		return;
@@ -784,21 +796,20 @@ static struct shm_pending *setup_shared_find(struct shm_listener *l,
 	struct shm_door_board *b = l->board;
 	long long deadline = setup_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
 	for (;;) {
-		uint32_t before = atomic_load(&b->forwards);
+		uint32_t before = atomic_load(&b->logged);
 		struct shm_pending *p = setup_shared_drain(l, peer);
 		if (p != NULL)
 			return p;
 		for (;;) {
 			uint32_t seq = futex_sem_prepare(&b->drain_end);
-			/* Drains first, forwards second: see "a shared door" above. */
+			/* Drains first, news second: see "a shared door" above. */
 			bool busy = setup_board_busy(b);
-			bool moved = setup_board_forwarded(b, before, peer);
+			int news = setup_board_news(b, before, peer);
 			long long left = deadline - setup_now_ns();
-			if (left <= 0 || moved || !busy) {
+			if (left <= 0 || news != 0 || !busy) {
 				futex_sem_cancel(&b->drain_end);
-				if (left > 0 && moved)
+				if (left > 0 && news > 0)
 					break; /* drain again */
-				if (getenv("PFDBG")) fprintf(stderr, "PFDBG %d giveup left=%lld moved=%d busy=%d port=%u\n", getpid(), left, moved, busy, peer->port);
 				return NULL;
 			}
 			futex_sem_wait(&b->drain_end.seq, seq, left);

@@ -79,6 +79,13 @@ ssize_t vi_tcp_recvmsg(struct vi_conn *conn, int fd, struct msghdr *msg, int fla
 ssize_t vi_tcp_sendmsg(struct vi_conn *conn, int fd, const struct msghdr *msg, int flags);
 int vi_tcp_shutdown(struct vi_conn *conn, int fd, int how);
 
+/*
+ * Set by the layer above: work a process taking a connection over after fork would do right
+ * after the handoff anyway (its own stats segment), done instead while the handoff waits for
+ * the peer's answer. NULL: none.
+ */
+extern void (*vi_transport_handoff_idle)(void);
+
 /* Releases whatever endpoint carries `conn`. */
 void vi_conn_destroy(struct vi_conn *conn);
 

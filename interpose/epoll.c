@@ -327,7 +327,7 @@ static void vepoll_disarm(struct vepoll *v)
 	for (size_t i = 0; i < v->n; i++) {
 		struct vepoll_entry *e = &v->entries[i];
 		if (e->fd >= 0 && vepoll_entry_live(e))
-			e->vs->conn.ops->disarm(&e->vs->conn);
+			e->vs->conn.ops->disarm(&e->vs->conn, false); /* wake fds are EPOLLET */
 	}
 }
 

@@ -222,7 +222,8 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 				n++;
 				continue;
 			}
-			vs->conn.ops->disarm(&vs->conn);
+			/* Read an eventfd only when it fired: each read is a system call. */
+			vs->conn.ops->disarm(&vs->conn, r > 0 && (k[n].revents & POLLIN) != 0);
 			if (r > 0 && (k[n + 1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
 				vs->conn.ops->check_peer(&vs->conn, fds[i].fd);
 			n += 2;

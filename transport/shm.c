@@ -617,7 +617,7 @@ static int shm_arm(struct vi_conn *conn, int fd, int events)
 	return e->wake_fd;
 }
 
-static void shm_disarm(struct vi_conn *conn)
+static void shm_disarm(struct vi_conn *conn, bool drain)
 {
 	struct shm_endpoint *e = &conn->shm;
 	if (e->state != SHM_ACTIVE)
@@ -625,7 +625,7 @@ static void shm_disarm(struct vi_conn *conn)
 	shm_ring_disarm_eventfd(&e->rx);
 	shm_ring_disarm_eventfd(&e->tx);
 	uint64_t count;
-	if (read(e->wake_fd, &count, sizeof(count)) < 0) {
+	if (drain && read(e->wake_fd, &count, sizeof(count)) < 0) {
 		/* EAGAIN: nobody wrote it. Nothing else can fail on a valid eventfd. */
 	}
 }

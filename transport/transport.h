@@ -37,7 +37,11 @@ struct vi_endpoint_ops {
 	 * the returned eventfd. Returns the eventfd, or -1 when ready already (do not sleep).
 	 */
 	int (*arm)(struct vi_conn *conn, int fd, int events);
-	void (*disarm)(struct vi_conn *conn);
+	/*
+	 * Withdraws arm. `drain`: the eventfd fired and a level-triggered wait (poll) will
+	 * look at it again, so read it empty; an edge-triggered one (epoll) need not.
+	 */
+	void (*disarm)(struct vi_conn *conn, bool drain);
 	/*
 	 * Whether the endpoint is still being set up (a connector waiting for the listener's
 	 * answer): a wait must then wake within 100 ms and also for bytes on the kernel socket.

@@ -336,7 +336,8 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 {
 	long long deadline = deadline_from_ms(timeout);
 	long long start = readiness_now_ns();
-	long long spin_end = start + readiness_spin_ns();
+	long spin = readiness_spin_ns();
+	long long spin_end = spin > 0 ? start + spin : 0; /* 0: sleep at once */
 	unsigned turns = 0;
 	bool kernel_first = (v->turn++ & 1) != 0;
 	for (bool waited = false;; waited = true) {
@@ -366,9 +367,9 @@ static int epoll_virtual(int epfd, struct vepoll *v, struct epoll_event *events,
 			}
 			return n;
 		}
-		if (readiness_now_ns() < spin_end) {
-			if ((++turns & 63) == 0)
-				sched_yield();
+		if (spin_end != 0 && ((++turns & 15) != 0 || readiness_now_ns() < spin_end)) {
+			if ((turns & 63) == 0 && !readiness_spin_yield())
+				spin_end = 0;
 			continue;
 		}
 		vepoll_lock(v);

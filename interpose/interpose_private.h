@@ -55,6 +55,8 @@ int readiness_left_ms(long long deadline);
 long readiness_spin_ns(void);
 /* Tells the spin how long a wait that did not end at once lasted (readiness.c). */
 void readiness_spin_learn(long long waited_ns);
+/* The spin's periodic yield; false when another thread wanted this CPU (stop spinning). */
+bool readiness_spin_yield(void);
 /* An absolute deadline from a poll-style timeout in ms (-1: none, 0: now). */
 long long deadline_from_ms(int timeout);
 

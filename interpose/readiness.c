@@ -10,9 +10,13 @@
  * readiness is theirs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -80,6 +84,21 @@ long readiness_spin_ns(void)
 	if (readiness_spin_budget_ns < 0 || readiness_spin_budget_ns > max)
 		readiness_spin_budget_ns = max;
 	return readiness_spin_budget_ns;
+}
+
+/*
+ * The spin's turn to let another thread run (every 64 turns). Returns false when one did
+ * run -- sched_yield came back late -- so this CPU is wanted by others: the spin stops,
+ * and the next waits sleep at once (until a wait ends within the spin again).
+ */
+bool readiness_spin_yield(void)
+{
+	long long before = readiness_now_ns();
+	sched_yield();
+	if (readiness_now_ns() - before < 5000)
+		return true;
+	readiness_spin_budget_ns = 0;
+	return false;
 }
 
 void readiness_spin_learn(long long waited_ns)
@@ -154,7 +173,8 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			const sigset_t *sigmask)
 {
 	long long start = readiness_now_ns();
-	long long spin_end = start + readiness_spin_ns();
+	long spin = readiness_spin_ns();
+	long long spin_end = spin > 0 ? start + spin : 0; /* 0: sleep at once */
 	unsigned turns = 0;
 	for (bool waited = false;; waited = true) {
 		int ready = poll_scan(fds, nfds);
@@ -162,10 +182,10 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			readiness_spin_learn(readiness_now_ns() - start);
 		if (ready > 0 || deadline == 0 || (deadline > 0 && readiness_now_ns() >= deadline))
 			return ready + poll_plain_now(fds, nfds);
-		if (readiness_now_ns() < spin_end) {
+		if (spin_end != 0 && ((++turns & 15) != 0 || readiness_now_ns() < spin_end)) {
 			/* Every 64 turns, let a peer that shares this CPU run (see shm_ring_wait). */
-			if ((++turns & 63) == 0)
-				sched_yield();
+			if ((turns & 63) == 0 && !readiness_spin_yield())
+				spin_end = 0;
 			continue;
 		}
 

@@ -28,6 +28,7 @@ struct vepoll_entry {
 	epoll_data_t data;
 	bool disabled;    /* EPOLLONESHOT fired */
 	int kernel_wake;  /* the wake fd registered in the kernel set, or -1 */
+	int kernel_live;  /* the endpoint's liveness fd registered there (not the socket), or -1 */
 	unsigned long long last_in, last_out; /* progress at the last edge reported */
 	int last_ev;
 };
@@ -130,6 +131,8 @@ static void vepoll_drop(int epfd, struct vepoll_entry *e, bool live)
 	if (live) {
 		if (e->kernel_wake >= 0)
 			vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->kernel_wake, NULL);
+		if (e->kernel_live >= 0)
+			vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->kernel_live, NULL);
 		vi_libc.epoll_ctl(epfd, EPOLL_CTL_DEL, e->fd, NULL);
 	}
 	e->fd = -1;
@@ -184,7 +187,7 @@ int vi_wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		e = &v->entries[i];
 		*e = (struct vepoll_entry){ .fd = fd, .vs = vs, .generation = vs->generation,
 					    .events = event->events, .data = event->data,
-					    .kernel_wake = -1, .last_ev = 0 };
+					    .kernel_wake = -1, .kernel_live = -1, .last_ev = 0 };
 		if (i == v->n)
 			v->n++;
 		break;
@@ -305,6 +308,20 @@ static bool vepoll_arm(int epfd, struct vepoll *v)
 				vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, wake, &ke);
 			vi_libc_set_errno(saved);
 			e->kernel_wake = wake;
+		}
+		short live_events = 0;
+		int live = e->vs->conn.ops->liveness == NULL
+				   ? e->fd
+				   : e->vs->conn.ops->liveness(&e->vs->conn, e->fd, &live_events);
+		if (live != e->fd && live != e->kernel_live) {
+			/* The session channel: its HUP, edge-triggered, says the peer is gone. */
+			struct epoll_event ke = { .events = EPOLLET, .data.u64 = v->tag + i };
+			int saved = vi_libc_errno();
+			if (vi_libc.epoll_ctl(epfd, EPOLL_CTL_ADD, live, &ke) < 0 &&
+			    vi_libc_errno() == EEXIST)
+				vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, live, &ke);
+			vi_libc_set_errno(saved);
+			e->kernel_live = live;
 		}
 	}
 	return true;

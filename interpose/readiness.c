@@ -214,8 +214,11 @@ static int poll_virtual(struct pollfd *fds, nfds_t nfds, long long deadline,
 			}
 			bool setting_up = vs->conn.ops->pending(&vs->conn);
 			pending |= setting_up;
-			k[n++] = (struct pollfd){ .fd = fds[i].fd,
-						  .events = POLLRDHUP | (setting_up ? POLLIN : 0) };
+			short live_events = POLLRDHUP | (setting_up ? POLLIN : 0);
+			int live = vs->conn.ops->liveness == NULL
+					   ? fds[i].fd
+					   : vs->conn.ops->liveness(&vs->conn, fds[i].fd, &live_events);
+			k[n++] = (struct pollfd){ .fd = live, .events = live_events };
 		}
 		int r = 0, err = 0;
 		if (!ready_now) {

@@ -98,6 +98,16 @@ bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 	default:
 		break;
 	}
+	/*
+	 * A peer that shut its writing down (its FIN came with the ring's end) and then died
+	 * leaves the TCP state as it was: the session channel tells, since every process of
+	 * the other side that held the connection held it too.
+	 */
+	if (!e->peer_gone && e->chan_fd >= 0 && e->state == SHM_ACTIVE) {
+		struct pollfd p = { .fd = e->chan_fd, .events = 0 };
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+			e->peer_gone = true;
+	}
 	return e->peer_gone;
 }
 
@@ -540,25 +550,31 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 	struct shm_endpoint *e = &conn->shm;
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
-	/* The kernel socket answers ENOTCONN and friends, and its peer sees the FIN too. */
-	if (vi_libc_result(vi_libc.shutdown(fd, how)) < 0)
-		return (int)vi_libc_result(-1);
 	if (e->state == SHM_PENDING)
 		shm_settle(conn, fd, 0);
-	if (how != SHUT_WR)
-		e->shut_rd = true;
+	/*
+	 * The peer must see the end on the rings in use (in a forked side: ours first, which
+	 * may need a handoff), and before the kernel socket's FIN: a FIN with the ring still
+	 * open is how a crashed peer looks.
+	 */
+	bool turn = false;
 	if (how != SHUT_RD && !e->shut_wr) {
-		e->shut_wr = true;
-		/* The peer must see the end on the rings in use: in a forked side, ours first. */
-		bool turn = e->record != NULL &&
-			    shm_handoff_enter(conn, fd, SHM_TRIGGER_WRITE, false) == 0;
-		shm_lock(&e->tx_lock);
-		shm_ring_close(&e->tx);
-		shm_unlock(&e->tx_lock);
-		if (turn)
-			shm_handoff_leave(e);
+		turn = e->record != NULL && shm_handoff_enter(conn, fd, SHM_TRIGGER_WRITE, false) == 0;
+		if (e->record == NULL || turn) {
+			shm_lock(&e->tx_lock);
+			shm_ring_close(&e->tx);
+			shm_unlock(&e->tx_lock);
+		}
 	}
-	return 0;
+	/* The kernel socket answers ENOTCONN and friends, and its peer sees the FIN too. */
+	int r = vi_libc_result(vi_libc.shutdown(fd, how)) < 0 ? (int)vi_libc_result(-1) : 0;
+	if (r == 0 && how != SHUT_WR)
+		e->shut_rd = true;
+	if (how != SHUT_RD)
+		e->shut_wr = true;
+	if (turn)
+		shm_handoff_leave(e);
+	return r;
 }
 
 /* ---- readiness ---- */
@@ -568,6 +584,49 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
  * (the peer's FIN, our SHUT_RD, a dead peer), HUP once both sides are, ERR while a reset is
  * not yet reported.
  */
+/*
+ * A process of a forked side that does not own the connection now: its own ring views
+ * are as they were at fork (or at its last turn) and must not be used -- a counter that
+ * moved on since would look corrupt. It may only look at the shared counters.
+ */
+static bool shm_observer(const struct shm_endpoint *e)
+{
+	return __builtin_expect(e->record != NULL, 0) && !shm_handoff_owned(e);
+}
+
+/*
+ * The poll events an observer sees, from the shared counters alone and without judging
+ * them (the owner does): bytes to read or the writer's end, room to write or the reader's.
+ * A segment it does not map any more (the connection moved on): both, so that a read or
+ * write takes the connection over.
+ */
+static int shm_poll_observed(const struct shm_endpoint *e, size_t *unread)
+{
+	*unread = 0;
+	if (e->epoch != atomic_load(&e->session->epoch) || e->peer_gone)
+		return POLLIN | POLLOUT; /* a read or write takes it over, or sees the end */
+	struct shm_segment_control *c = e->base;
+	int out = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1, in = 1 - out;
+	if (atomic_load_explicit(&c->reset, memory_order_relaxed) != 0)
+		return POLLIN | POLLOUT | POLLHUP | POLLRDHUP | POLLERR;
+	uint64_t rh = atomic_load_explicit(&c->rings[in].head, memory_order_acquire);
+	uint64_t rt = atomic_load_explicit(&c->rings[in].tail, memory_order_relaxed);
+	uint64_t th = atomic_load_explicit(&c->rings[out].head, memory_order_relaxed);
+	uint64_t tt = atomic_load_explicit(&c->rings[out].tail, memory_order_acquire);
+	bool eof = atomic_load_explicit(&c->rings[in].writer_closed, memory_order_acquire) != 0;
+	bool no_reader = atomic_load_explicit(&c->rings[out].reader_closed, memory_order_acquire) != 0;
+	int ev = 0;
+	if (rh != rt || eof)
+		ev |= POLLIN;
+	if (eof)
+		ev |= POLLRDHUP;
+	if (th - tt < e->tx.capacity || no_reader)
+		ev |= POLLOUT;
+	if (rh - rt <= e->rx.capacity)
+		*unread = (size_t)(rh - rt);
+	return ev;
+}
+
 static int shm_poll(struct vi_conn *conn, int fd)
 {
 	struct shm_endpoint *e = &conn->shm;
@@ -577,9 +636,10 @@ static int shm_poll(struct vi_conn *conn, int fd)
 		return -1;
 	if (e->state == SHM_PENDING)
 		return shm_ring_ready(&e->tx) ? POLLOUT : 0;
-	if (__builtin_expect(e->record != NULL, 0) && e->epoch != atomic_load(&e->session->epoch))
-		return POLLIN | POLLOUT; /* moved on without us: a read or write brings it back */
-	if (__builtin_expect(shm_handoff_asked(e), 0) && shm_handoff_owned(e))
+	size_t unread;
+	if (shm_observer(e))
+		return shm_poll_observed(e, &unread);
+	if (__builtin_expect(shm_handoff_asked(e), 0))
 		shm_handoff_answer(conn, fd);
 	if (shm_is_reset(e))
 		return POLLIN | POLLOUT | POLLHUP | POLLRDHUP | (e->reset_reported ? 0 : POLLERR);
@@ -589,7 +649,8 @@ static int shm_poll(struct vi_conn *conn, int fd)
 		ev |= POLLIN | POLLRDHUP;
 	if (shm_ring_ready(&e->rx))
 		ev |= POLLIN;
-	if (shm_ring_ready(&e->tx) || e->shut_wr)
+	/* A write to a peer that is gone fails at once (EPIPE): that is ready, as on TCP. */
+	if (shm_ring_ready(&e->tx) || e->shut_wr || e->peer_gone)
 		ev |= POLLOUT;
 	if (rcv_shut && e->shut_wr)
 		ev |= POLLHUP;
@@ -601,8 +662,24 @@ static int shm_arm(struct vi_conn *conn, int fd, int events)
 	struct shm_endpoint *e = &conn->shm;
 	if (e->state != SHM_ACTIVE)
 		return e->state == SHM_PENDING ? e->door_fd : -1;
-	if (e->record != NULL && e->epoch != atomic_load(&e->session->epoch))
-		return -1; /* ready: see shm_poll */
+	if (shm_observer(e)) {
+		/* Announce the sleep on the shared semaphores, then look (as shm_ring_arm_eventfd). */
+		size_t unread;
+		if (events & POLLIN)
+			futex_sem_arm_eventfd(&((struct shm_segment_control *)e->base)
+						       ->rings[e->side == SHM_SEGMENT_CONNECTOR ? 1 : 0]
+						       .readable);
+		if (events & POLLOUT)
+			futex_sem_arm_eventfd(&((struct shm_segment_control *)e->base)
+						       ->rings[e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1]
+						       .writable);
+		if ((shm_poll_observed(e, &unread) & (events | POLLHUP | POLLERR | POLLRDHUP)) != 0) {
+			shm_ring_disarm_eventfd(&e->rx);
+			shm_ring_disarm_eventfd(&e->tx);
+			return -1;
+		}
+		return e->wake_fd;
+	}
 	if (shm_handoff_asked(e))
 		return -1; /* ready: the next shm_poll answers it */
 	if ((events & POLLIN) && shm_ring_arm_eventfd(&e->rx)) {
@@ -635,6 +712,17 @@ static bool shm_pending(struct vi_conn *conn)
 	return conn->shm.state == SHM_PENDING;
 }
 
+static int shm_liveness(struct vi_conn *conn, int fd, short *events)
+{
+	struct shm_endpoint *e = &conn->shm;
+	if (e->state == SHM_ACTIVE && e->chan_fd >= 0) {
+		*events = 0; /* POLLHUP and POLLERR come unasked */
+		return e->chan_fd;
+	}
+	*events = POLLRDHUP | (e->state == SHM_PENDING ? POLLIN : 0);
+	return fd;
+}
+
 static void shm_check_peer(struct vi_conn *conn, int fd)
 {
 	if (conn->shm.state == SHM_ACTIVE)
@@ -644,6 +732,13 @@ static void shm_check_peer(struct vi_conn *conn, int fd)
 static void shm_progress(struct vi_conn *conn, unsigned long long *in, unsigned long long *out)
 {
 	struct shm_endpoint *e = &conn->shm;
+	if (shm_observer(e)) {
+		size_t unread;
+		shm_poll_observed(e, &unread);
+		*in = e->bytes_in + unread;
+		*out = e->bytes_out;
+		return;
+	}
 	ssize_t unread_in = e->state == SHM_ACTIVE ? shm_ring_readable(&e->rx) : 0;
 	ssize_t unread_out = e->state != SHM_FALLBACK ? shm_ring_readable(&e->tx) : 0;
 	*in = e->bytes_in + (unsigned long long)(unread_in > 0 ? unread_in : 0);
@@ -655,6 +750,11 @@ static int shm_readable(struct vi_conn *conn, int fd)
 	struct shm_endpoint *e = &conn->shm;
 	if (e->state != SHM_ACTIVE)
 		return e->state == SHM_PENDING ? 0 : -ENOTTY;
+	if (shm_observer(e)) {
+		size_t unread;
+		shm_poll_observed(e, &unread);
+		return unread > INT32_MAX ? INT32_MAX : (int)unread;
+	}
 	ssize_t n = shm_ring_readable(&e->rx);
 	if (n < 0)
 		return (int)n;
@@ -698,6 +798,12 @@ static void shm_destroy(struct vi_conn *conn)
 	/* A forked side's close (T1) ends the session only in its last holder, on the rings in use. */
 	bool others = e->record != NULL && shm_handoff_release(e);
 	bool current = e->record == NULL || e->epoch == atomic_load(&e->session->epoch);
+	if (e->record != NULL && !others && current && e->base != NULL) {
+		/* The last holder, maybe not the last owner: its views as shared memory has them. */
+		int wake = e->peer_wake_fd;
+		if (shm_segment_attach(e->base, e->size, e->side, &e->tx, &e->rx) == 0)
+			e->tx.wake_fd = e->rx.wake_fd = wake;
+	}
 	if (e->base != NULL && !others && current && e->state != SHM_FALLBACK) {
 		/*
 		 * Closing with unread bytes resets the connection, as TCP sends RST: the peer
@@ -723,6 +829,7 @@ static const struct vi_endpoint_ops shm_ops = {
 	.arm = shm_arm,
 	.disarm = shm_disarm,
 	.pending = shm_pending,
+	.liveness = shm_liveness,
 	.check_peer = shm_check_peer,
 	.progress = shm_progress,
 	.readable = shm_readable,

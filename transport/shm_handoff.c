@@ -2,6 +2,8 @@
 #include "shm_handoff.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +22,8 @@
 #define HANDOFF_ATTACH_WAIT_MS 1000
 /* How often a new owner waiting for the peer looks at whether the peer is still there. */
 #define HANDOFF_POLL_MS 100
+/* How long a new owner that could take the segment in use waits for the peer to pause. */
+#define HANDOFF_AWAY_MS 5
 /* A resumed call whose connection another process took sleeps this long between looks. */
 #define HANDOFF_DISPOSSESSED_US 10000
 
@@ -63,9 +67,38 @@ static uint64_t handoff_self(void)
 	return cached;
 }
 
+/*
+ * Whether a task runs: /proc/PID[/task/TID]/stat exists and its state is not Z (a zombie:
+ * killed, not yet reaped -- maybe by the very process asking, which must not wait for it)
+ * or X. Without /proc, kill(2) answers, zombies included.
+ */
+static bool handoff_task_alive(int pid, int tid)
+{
+	char path[64], buf[256];
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ESRCH)
+			return false;
+		return tid > 0 ? syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM
+			       : kill(pid, 0) == 0 || errno == EPERM;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "PID (COMM) S ...": the state follows the last ')' (COMM may hold one). */
+	const char *paren = strrchr(buf, ')');
+	return paren != NULL && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
 static bool handoff_pid_alive(int pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	return pid > 0 && handoff_task_alive(pid, 0);
 }
 
 /*
@@ -83,8 +116,7 @@ static bool handoff_still_holds(int pid, int fd)
 
 static bool handoff_thread_alive(uint64_t who)
 {
-	int pid = (int)(who >> 32), tid = (int)(uint32_t)who;
-	return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno == EPERM;
+	return handoff_task_alive((int)(who >> 32), (int)(uint32_t)who);
 }
 
 static struct shm_handoff_record *handoff_record_alloc(void)
@@ -252,21 +284,28 @@ static void handoff_retire(struct shm_endpoint *e, void *base, size_t size, bool
 	e->retired_size = size;
 }
 
-/* Moves every unread byte of `from` (a consumer view) into `to` (a producer view). Returns bytes moved or -errno. */
-static long long handoff_move(struct shm_ring *from, struct shm_ring *to)
+/*
+ * Copies the bytes [from, to) of the ring whose data is at `data` into the producer view
+ * `dst`, leaving the old ring as it is: if the handoff never completes (we die in it), the
+ * new owner can still take the old ring over with every byte in it. Returns the bytes
+ * copied or -EPROTO (counters out of range).
+ */
+static long long handoff_copy_ring(const unsigned char *data, uint64_t capacity, uint64_t from,
+				   uint64_t to, struct shm_ring *dst)
 {
-	char buf[16384];
-	long long moved = 0;
-	for (;;) {
-		ssize_t n = shm_ring_read(from, buf, sizeof(buf), 0);
-		if (n == 0 || n == -EAGAIN || n == -ECONNRESET)
-			return moved; /* a reset is carried by the reset word and the abort mark */
-		if (n < 0)
-			return n;
-		if (shm_ring_write(to, buf, (size_t)n) != n)
+	if (to - from > capacity)
+		return -EPROTO;
+	uint64_t mask = capacity - 1;
+	for (uint64_t pos = from; pos != to;) {
+		uint64_t off = pos & mask;
+		uint64_t n = to - pos;
+		if (n > capacity - off)
+			n = capacity - off;
+		if (shm_ring_write(dst, data + off, (size_t)n) != (ssize_t)n)
 			return -EPROTO; /* cannot happen: the new ring is as large and was empty */
-		moved += n;
+		pos += n;
 	}
+	return (long long)(to - from);
 }
 
 /* A second view of one ring of the segment at `base`, in `role`. Returns 0 or -errno. */
@@ -319,16 +358,21 @@ static int handoff_copy(struct shm_endpoint *e, void *base, long long *in, long 
 {
 	size_t cap = (size_t)e->tx.capacity;
 	int mine = e->side == SHM_SEGMENT_CONNECTOR ? 0 : 1, theirs = 1 - mine;
-	struct shm_ring old_out, new_out, new_in;
+	struct shm_ring new_out, new_in;
 	int r;
-	/* Ours the other side has not read: read them back through a consumer view. */
-	if ((r = handoff_view(e->base, mine, cap, SHM_RING_CONSUMER, &old_out)) < 0 ||
-	    (r = handoff_view(base, mine, cap, SHM_RING_PRODUCER, &new_out)) < 0 ||
+	if ((r = handoff_view(base, mine, cap, SHM_RING_PRODUCER, &new_out)) < 0 ||
 	    (r = handoff_view(base, theirs, cap, SHM_RING_PRODUCER, &new_in)) < 0)
 		return r;
-	long long n_out = handoff_move(&old_out, &new_out);
-	/* Theirs we have not read: our own consumer view reads them. */
-	long long n_in = handoff_move(&e->rx, &new_in);
+	struct shm_segment_control *old = e->base;
+	const unsigned char *data = (const unsigned char *)e->base + SHM_SEGMENT_CONTROL_SIZE;
+	/* Ours the other side has not read: from its read count to our write count. */
+	uint64_t their_tail = atomic_load_explicit(&old->rings[mine].tail, memory_order_acquire);
+	long long n_out = handoff_copy_ring(data + (size_t)mine * cap, cap, their_tail, e->tx.head,
+					    &new_out);
+	/* Theirs we have not read: from our read count to their write count. */
+	uint64_t their_head = atomic_load_explicit(&old->rings[theirs].head, memory_order_acquire);
+	long long n_in = handoff_copy_ring(data + (size_t)theirs * cap, cap, e->rx.tail, their_head,
+					   &new_in);
 	if (n_out < 0 || n_in < 0)
 		return -EPROTO;
 	if (shm_ring_peer_closed(&e->rx))
@@ -351,7 +395,7 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	/* settle_lock is free once the endpoint is active: one thread answers. */
 	shm_lock(&e->settle_lock);
 	uint32_t k = atomic_load_explicit(&s->sides[other].intermit, memory_order_acquire);
-	if (k <= e->epoch || k <= e->answered) {
+	if (k <= e->answered) {
 		shm_unlock(&e->settle_lock);
 		return;
 	}
@@ -360,7 +404,17 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	shm_lock(&e->tx_lock);
 	shm_lock(&e->rx_lock);
 	atomic_store_explicit(&s->sides[other].marker, e->tx.head, memory_order_relaxed);
-	atomic_store_explicit(&s->sides[other].paused, k, memory_order_release);
+	uint32_t before = atomic_load_explicit(&s->sides[other].paused, memory_order_acquire);
+	if (before == (k | SHM_SESSION_CANCELLED) ||
+	    !atomic_compare_exchange_strong(&s->sides[other].paused, &before, k)) {
+		/* Called off: the new owner took the rings as they are. Its ATTACH is dropped later. */
+		e->answered = k;
+		shm_handoff_watch(e);
+		shm_unlock(&e->rx_lock);
+		shm_unlock(&e->tx_lock);
+		shm_unlock(&e->settle_lock);
+		return;
+	}
 
 	struct door_attach attach;
 	void *base = MAP_FAILED;
@@ -441,29 +495,26 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 
 /* ---- the new owner: steps 1 and 6 ---- */
 
-/* Claims epoch `*k` for a handoff of ours: none other may run at once. Returns 0 or -errno. */
+/* Takes the next handoff number `*k` for a handoff of ours: none other may run at once. Returns 0 or -errno. */
 static int handoff_claim(struct vi_conn *conn, int fd, uint32_t *k)
 {
 	struct shm_endpoint *e = &conn->shm;
 	struct shm_session *s = e->session;
 	long long stale_after = shm_now_ns() + 2LL * HANDOFF_ATTACH_WAIT_MS * 1000000LL;
 	for (;;) {
-		uint32_t cur = atomic_load_explicit(&s->epoch, memory_order_acquire);
-		uint32_t claim = cur;
-		if (atomic_compare_exchange_strong(&s->claim, &claim, cur + 1)) {
-			*k = cur + 1;
+		uint32_t busy = 0;
+		if (atomic_compare_exchange_strong(&s->busy, &busy, UINT32_MAX)) {
+			uint32_t n = atomic_fetch_add(&s->serial, 1) + 1;
+			atomic_store(&s->busy, n);
+			*k = n;
 			return 0;
 		}
 		/*
 		 * The other side is moving (we answer it when we own the rings), or a new owner
-		 * died after its claim: after twice the peer's ATTACH wait, the claim is stale.
+		 * died in its handoff: after twice the peer's ATTACH wait, the mark is stale.
 		 */
-		if (shm_now_ns() > stale_after &&
-		    atomic_compare_exchange_strong(&s->claim, &claim, claim + 1)) {
-			atomic_store(&s->epoch, claim); /* epochs may skip: only order matters */
-			*k = claim + 1;
-			return 0;
-		}
+		if (shm_now_ns() > stale_after && atomic_compare_exchange_strong(&s->busy, &busy, 0))
+			continue;
 		if (shm_peer_gone(e, fd, false))
 			return -ECONNRESET;
 		handoff_unlock(e->record);
@@ -471,6 +522,28 @@ static int handoff_claim(struct vi_conn *conn, int fd, uint32_t *k)
 		nanosleep(&ts, NULL);
 		handoff_lock(e->record);
 	}
+}
+
+/*
+ * Takes the segment in use as it is, without the peer: the caller maps it, the old owner
+ * is kept out by the record's lock, and what it moved is in the shared counters, which the
+ * new views start from. The closed halves come from the shared flags too.
+ */
+static int handoff_take_direct(struct vi_conn *conn)
+{
+	struct shm_endpoint *e = &conn->shm;
+	struct shm_ring tx, rx;
+	int r = shm_segment_attach(e->base, e->size, e->side, &tx, &rx);
+	if (r < 0)
+		return r;
+	tx.closed = atomic_load(&tx.shared->writer_closed) != 0;
+	rx.closed = atomic_load(&rx.shared->reader_closed) != 0;
+	tx.wake_fd = rx.wake_fd = e->peer_wake_fd;
+	e->tx = tx;
+	e->rx = rx;
+	e->shut_wr = e->shut_wr || tx.closed;
+	shm_handoff_watch(e);
+	return 0;
 }
 
 /* Wakes the peer wherever it sleeps: its eventfd always, its futexes when we map its rings. */
@@ -527,20 +600,50 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	why = "the session channel is closed";
 	if (err < 0)
 		goto fail;
-	uint32_t current = k - 1;
+	uint32_t current = atomic_load_explicit(&s->epoch, memory_order_acquire);
 	handoff_wake_peer(e, current);
 	if (vi_transport_handoff_idle != NULL)
 		vi_transport_handoff_idle();
+	/* A peer away from the socket cannot answer: then take the segment in use, if we map it. */
+	long long away = e->epoch == current && e->base != NULL
+				 ? shm_now_ns() + HANDOFF_AWAY_MS * 1000000LL
+				 : -1;
 	/* Steps 2-5 happen at the peer; wait for its report. */
 	for (;;) {
 		uint32_t sw = atomic_load_explicit(&s->sides[e->side].switched, memory_order_acquire);
 		if (sw == k)
 			break;
+		if (away >= 0 && shm_now_ns() >= away) {
+			uint32_t p = atomic_load_explicit(&s->sides[e->side].paused, memory_order_acquire);
+			away = -1;
+			if (p != k && atomic_compare_exchange_strong(&s->sides[e->side].paused, &p,
+								     k | SHM_SESSION_CANCELLED)) {
+				munmap(base, (size_t)size);
+				base = MAP_FAILED;
+				why = "the segment in use is not consistent";
+				if ((err = handoff_take_direct(conn)) < 0)
+					goto fail;
+				atomic_store(&s->busy, 0);
+				atomic_store(&e->record->owner, handoff_pid());
+				atomic_fetch_add(&e->record->handoffs, 1);
+				conn->handoffs++;
+				if (vi_log_enabled(VI_LOG_CONNS))
+					vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd "
+						    "out=%zd us=%lld direct (the peer did not answer within "
+						    "%d ms)",
+						    fd, k, handoff_pid(),
+						    trigger == SHM_TRIGGER_READ ? "read" : "write",
+						    shm_ring_readable(&e->rx), shm_ring_readable(&e->tx),
+						    (shm_now_ns() - t0) / 1000, HANDOFF_AWAY_MS);
+				return 0;
+			}
+		}
 		if (atomic_load_explicit(&s->sides[e->side].refused, memory_order_acquire) == k) {
 			why = "the peer refused the new endpoint";
 			goto fail;
 		}
-		int w = futex_sem_wait(&s->sides[e->side].switched, sw, HANDOFF_POLL_MS * 1000000LL);
+		long long wait_ns = away >= 0 ? HANDOFF_AWAY_MS * 1000000LL : HANDOFF_POLL_MS * 1000000LL;
+		int w = futex_sem_wait(&s->sides[e->side].switched, sw, wait_ns);
 		if (w == -ETIMEDOUT) {
 			struct pollfd p = { .fd = e->chan_fd, .events = 0 };
 			bool chan_gone = poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
@@ -566,6 +669,7 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	e->epoch = k;
 	shm_handoff_watch(e);
 	handoff_retire(e, old, old_size, false, NULL); /* the peer frees the first rings' pages */
+	atomic_store(&s->busy, 0);
 	atomic_store(&e->record->owner, handoff_pid());
 	atomic_fetch_add(&e->record->handoffs, 1);
 	conn->handoffs++;
@@ -577,11 +681,24 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	return 0;
 
 fail:
+	if (k != 0)
+		atomic_store(&s->busy, 0);
 	if (memfd >= 0)
 		close(memfd);
 	if (base != MAP_FAILED)
 		munmap(base, (size_t)size);
 	e->peer_gone = true;
+	/*
+	 * The peer is gone. When we map the segment in use, what it wrote before it went is
+	 * still to be read: take the segment as it is, then EOF follows, as on TCP.
+	 */
+	if (e->epoch == atomic_load(&s->epoch) && e->base != NULL && handoff_take_direct(conn) == 0) {
+		atomic_store(&e->record->owner, handoff_pid());
+		if (vi_log_enabled(VI_LOG_CONNS))
+			vi_log_line("conns: fd=%d handoff epoch=%u failed: %s; took the segment in use",
+				    fd, k, why);
+		return 0;
+	}
 	if (vi_log_enabled(VI_LOG_CONNS))
 		vi_log_line("conns: fd=%d handoff epoch=%u failed: %s", fd, k, why);
 	return -ECONNRESET;

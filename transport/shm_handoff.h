@@ -24,9 +24,9 @@
  *   1. intermit  N claims the next epoch k, makes a new segment, sets sides[N].intermit = k
  *                and sends ATTACH {session token, k} with the sealed memfd; wakes B (its
  *                eventfd, and its futexes when N maps the segment in use).
- *   2. marker    B, at its next call on the socket (or within 100 ms if it sleeps in one),
- *                stops its readers and writers and records `marker`: its bytes ever written
- *                on the old endpoint. Everything before it is old data; nothing follows it.
+ *   2. marker    B, at its next call on the socket (at once if it sleeps in one), stops its
+ *                readers and writers and records `marker`: its bytes ever written on the
+ *                old endpoint. Everything before it is old data; nothing follows it.
  *   3. copy      B copies what is undelivered in both directions (its own bytes N's side
  *                has not read, and N's side's bytes it has not read) into the new rings, in
  *                order, with the closed and reset states.
@@ -37,7 +37,13 @@
  *                only its control page, the session page, in use).
  *
  * The peer does the copy, so the new owner never needs the old endpoint: any holder can take
- * the connection over, the parent back from its child too. Sockets nobody touches after fork
+ * the connection over, the parent back from its child too. A peer that is not in a call on
+ * the socket (asleep elsewhere, busy) cannot answer: when it has not paused within
+ * HANDOFF_AWAY_MS and the new owner maps the segment in use (it inherited it), the new owner
+ * calls the handoff off (a compare-and-swap on `paused` against the peer's) and takes the
+ * segment in use as it is -- the old owner is kept out by the record's lock, and every byte
+ * it moved is in the shared counters. Only a process that does not map the segment in use
+ * (a parent taking back what its child moved) must wait for the peer. Sockets nobody touches after fork
  * cost nothing; a child that execs never triggers. See DESIGN.md "Fork handoff".
  */
 
@@ -94,7 +100,7 @@ static inline bool shm_handoff_asked(const struct shm_endpoint *e)
 		return false;
 	uint32_t k = atomic_load_explicit(&e->session->sides[1 - e->side].intermit,
 					  memory_order_acquire);
-	return k > e->epoch && k > e->answered;
+	return k > e->answered;
 }
 
 /* Makes the endpoint's ring waits end when the peer asks for a handoff (shm_ring.h `attention`). */

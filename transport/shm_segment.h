@@ -36,8 +36,10 @@
  * holds either end for the session's life, while the rings move to new segments at each
  * fork handoff. sides[S] is about a handoff on side S (SHM_SEGMENT_CONNECTOR or _ACCEPTOR):
  * S's new owner writes `forked` and `intermit`; the other side's answering process writes
- * `marker`, `paused` and `switched`/`refused`. Epochs number the segments: 0 is the first,
- * and `epoch` is the one in use. Both sides may be hostile: every value is checked.
+ * `marker`, `paused` and `switched`/`refused`. Handoffs are numbered from `serial` (never
+ * reused: an ATTACH left over from one called off cannot be taken for a later one); a
+ * segment is known by the number of the handoff that made it (the first: 0), and `epoch`
+ * is the one in use. Both sides may be hostile: every value is checked.
  */
 struct shm_session_side {
 	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t forked; /* S is held by several processes */
@@ -49,10 +51,14 @@ struct shm_session_side {
 };
 
 struct shm_session {
-	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t epoch; /* the segment in use */
-	_Atomic uint32_t claim; /* the epoch a handoff in progress will make (== epoch: none) */
+	_Alignas(SHM_CACHE_LINE) _Atomic uint32_t epoch; /* the segment in use: its handoff's number */
+	_Atomic uint32_t serial; /* the last handoff number given out (they never repeat) */
+	_Atomic uint32_t busy;   /* the number of the handoff in progress, 0: none */
 	struct shm_session_side sides[2];
 };
+
+/* `paused` value of a handoff its new owner called off before the peer paused for it. */
+#define SHM_SESSION_CANCELLED 0x80000000u
 
 /* Written once by the creator before the segment is passed; read-only afterwards. */
 struct shm_segment_header {

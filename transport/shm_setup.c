@@ -75,10 +75,12 @@ void vi_shm_endpoint_release(struct vi_conn *conn);
  * follows its connection at once.
  */
 #define SHM_REQUEST_LATE_MS 5
-/* Processes a shared door's board tracks by pid while they drain (more are counted blind). */
+/* Drains a shared door's board tracks by pid at once (more are counted blind). */
 #define SHM_DRAINERS_MAX 32
 /* Requests forwarded or refused that a shared door's board remembers (a power of two). */
 #define SHM_FORWARD_LOG 64
+/* Requests one drain remembers having forwarded (see setup_shared_sort). */
+#define SHM_DRAIN_REMEMBERED 16
 
 struct shm_pending {
 	int door_fd; /* the connector's door connection (a FORWARD not read yet: the forwarder's);
@@ -94,10 +96,14 @@ struct shm_pending {
  * the door is opened, so that every process that inherits the door inherits it too.
  */
 struct shm_door_board {
-	_Atomic pid_t drainers[SHM_DRAINERS_MAX]; /* processes inside a drain; 0: free */
-	_Atomic uint32_t crowded;  /* drains that found no free slot in drainers */
+	/* Drains going on: pid << 32 | the drain's number; 0: free. */
+	_Atomic uint64_t drainers[SHM_DRAINERS_MAX];
+	/* What each holds that others may wait for: an unknown episode, a source's key, or 0. */
+	_Atomic uint64_t holding[SHM_DRAINERS_MAX];
+	_Atomic uint32_t drains;   /* drains begun, ever: numbers them */
+	_Atomic uint32_t crowded;  /* drains going on that found no free slot in drainers */
 	_Atomic uint32_t logged; /* requests put back on the door or refused by a drain, ever */
-	/* Request N's source address (setup_source_hash), and whether it was refused. */
+	/* Request N's source (setup_source_key), bit 0 set when it was turned down. */
 	_Atomic uint64_t log[SHM_FORWARD_LOG];
 	struct futex_sem drain_end; /* acceptors waiting for a drain to end */
 };
@@ -546,17 +552,26 @@ static struct shm_pending *setup_pending_find(struct shm_listener *l,
  *
  * An acceptor whose request is not on the door knows where it is: the request was sent
  * before the connector's SYN, so it was on the door before accept() returned, and since
- * then only a drain can have taken it, and that drain puts it back before it ends. So the
- * acceptor waits while another process is inside a drain, and drains again when one has
- * put back a request from its peer's address since its own drain began; when neither
- * holds, the peer has no request (it does not run viaudit) and the connection stays on
- * TCP at once. The board (a page shared by every process with the door) lists the pids
- * inside a drain, so that a worker killed mid-drain does not keep the others waiting, and
- * logs the source address of each request a drain puts back (or turns down) before that
- * drain ends, so that a waiter that sees no drain (first) and then no news of its peer's
- * request has missed neither. Only news of its own peer wakes a waiter into another drain:
- * two waiters passing a third connection's request to and fro would otherwise keep each
- * other draining.
+ * then only a drain can have taken it, and that drain puts it back before it ends. The
+ * board (a page shared by every process with the door) tells the acceptor where to look:
+ *
+ *   - it lists the drains going on, each with its pid and what it holds that another
+ *     acceptor may be waiting for: connections whose requests it has not read yet (an
+ *     "unknown episode", odd, numbered from when the first of them left the door until
+ *     none is left), or the request it is putting back (its source's key, even);
+ *   - it logs the source of each request a drain puts back (or turns down), before the
+ *     drain lets go of it.
+ *
+ * So the acceptor waits while an unknown episode that was going on when its own drain
+ * ended goes on, or while a drain is putting its request back, and drains again when the
+ * log shows its request put back since its own drain began; when none of these holds, the
+ * peer has no request (it does not run viaudit) and the connection stays on TCP at once.
+ * An episode or a drain begun after its own drain can only take from the door what another
+ * drain put back, which the log tells. The waiter reads the drains first and the log
+ * second: a drain that let go of its request in between logged it first. A drain whose
+ * process died does not count. Only its own request makes a waiter drain again: two
+ * waiters passing a third connection's request to and fro would otherwise keep each other
+ * draining.
  *
  * A drain may also take a connector's door connection before the request is on it (the
  * connector is between its door connect and its send). It waits for it a little
@@ -564,8 +579,8 @@ static struct shm_pending *setup_pending_find(struct shm_listener *l,
  * before it sends (setup_send_request), so that no request is left where nobody looks.
  */
 
-/* A 64-bit hash (FNV-1a) of a source address, for the board's log. */
-static uint64_t setup_source_hash(const struct door_address *a)
+/* A source address as the board names it: a 64-bit hash (FNV-1a), even and never zero. */
+static uint64_t setup_source_key(const struct door_address *a)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 	uint8_t bytes[4 + 2 + 4 + 16];
@@ -576,80 +591,134 @@ static uint64_t setup_source_hash(const struct door_address *a)
 	memcpy(bytes + 10, a->addr, 16);
 	for (size_t i = 0; i < sizeof(bytes); i++)
 		h = (h ^ bytes[i]) * 0x100000001b3ull;
-	return h;
+	return (h | 2) & ~1ull;
 }
 
-/*
- * Logs on the board that a drain put back (or, REFUSED, turned down) the request from
- * SOURCE: before that drain ends, see "a shared door" above.
- */
+/* Logs that a drain put back (or, REFUSED, turned down) the request from SOURCE. */
 static void setup_board_log(struct shm_door_board *b, const struct door_address *source,
 			    bool refused)
 {
 	uint32_t n = atomic_fetch_add(&b->logged, 1);
-	atomic_store(&b->log[n % SHM_FORWARD_LOG], (setup_source_hash(source) & ~1ull) | refused);
+	atomic_store(&b->log[n % SHM_FORWARD_LOG], setup_source_key(source) | refused);
 }
 
 /*
- * What drains did since BEFORE (the board's count when our drain began) with PEER's
- * request: -1 refused it, 1 may have put it back on the door (its source is in the log, or
- * the log has been overwritten since), 0 neither. A drain still going on may not have
- * logged yet; the caller waits for those.
+ * What drains did since BEFORE (the log's count when our drain began) with the request
+ * whose source has KEY: -1 turned it down, 1 may have put it back on the door (it is in the
+ * log, or the log has been overwritten since), 0 neither.
  */
-static int setup_board_news(struct shm_door_board *b, uint32_t before,
-			    const struct door_address *peer)
+static int setup_board_news(struct shm_door_board *b, uint32_t before, uint64_t key)
 {
 	uint32_t n = atomic_load(&b->logged) - before;
 	if (n > SHM_FORWARD_LOG)
 		return 1;
-	uint64_t h = setup_source_hash(peer) & ~1ull;
 	int news = 0;
 	for (uint32_t k = 0; k < n; k++) {
 		uint64_t entry = atomic_load(&b->log[(before + k) % SHM_FORWARD_LOG]);
-		if ((entry & ~1ull) == h)
+		if ((entry & ~1ull) == key)
 			news = (entry & 1) ? -1 : 1;
 	}
 	return news;
 }
 
-/* Marks this process inside a drain. Returns the board slot taken, or -1 (counted blind). */
+/* Lists this process's drain on the board. Returns its slot, or -1 (counted blind). */
 static int setup_board_enter(struct shm_door_board *b, pid_t self)
 {
+	uint32_t number = atomic_fetch_add(&b->drains, 1);
+	uint64_t me = (uint64_t)(uint32_t)self << 32 | number;
 	for (int i = 0; i < SHM_DRAINERS_MAX; i++) {
-		pid_t none = 0;
-		if (atomic_compare_exchange_strong(&b->drainers[i], &none, self))
+		uint64_t none = 0;
+		if (atomic_compare_exchange_strong(&b->drainers[i], &none, me))
 			return i;
 	}
 	atomic_fetch_add(&b->crowded, 1);
 	return -1;
 }
 
-/* Ends the drain that took SLOT, and wakes the acceptors waiting for a drain to end. */
+/* Ends the drain listed in SLOT, and wakes the acceptors waiting for a drain to end. */
 static void setup_board_leave(struct shm_door_board *b, int slot)
 {
-	if (slot >= 0)
+	if (slot >= 0) {
+		atomic_store(&b->holding[slot], 0);
 		atomic_store(&b->drainers[slot], 0);
-	else
+	} else {
 		atomic_fetch_sub(&b->crowded, 1);
+	}
 	/* Partner: the fence in futex_sem_prepare() of setup_shared_find's wait. */
 	if (futex_sem_waiters(&b->drain_end) & FUTEX_SEM_COUNT_MASK)
 		futex_sem_post(&b->drain_end);
 }
 
-/* Whether another process is inside a drain now; a dead one's slot is freed. */
-static bool setup_board_busy(struct shm_door_board *b)
+/* The drains going on now and what they hold, into RUNNING and HOLDING (0: none). */
+static void setup_board_running(struct shm_door_board *b, uint64_t running[SHM_DRAINERS_MAX],
+				uint64_t holding[SHM_DRAINERS_MAX])
+{
+	for (int i = 0; i < SHM_DRAINERS_MAX; i++) {
+		running[i] = atomic_load(&b->drainers[i]);
+		holding[i] = atomic_load(&b->holding[i]);
+	}
+}
+
+/*
+ * Whether one of the drains in RUNNING still goes on in the unknown episode it was in
+ * (HOLDING), or holds the request whose source has KEY (a drain counted blind may); a dead
+ * process's slot is freed.
+ */
+static bool setup_board_busy(struct shm_door_board *b, const uint64_t running[SHM_DRAINERS_MAX],
+			     const uint64_t holding[SHM_DRAINERS_MAX], uint64_t key)
 {
 	bool busy = atomic_load(&b->crowded) > 0;
 	for (int i = 0; i < SHM_DRAINERS_MAX; i++) {
-		pid_t pid = atomic_load(&b->drainers[i]);
-		if (pid == 0)
+		uint64_t drain = running[i];
+		if (drain == 0 || atomic_load(&b->drainers[i]) != drain)
 			continue;
-		if (kill(pid, 0) < 0 && errno == ESRCH)
-			atomic_compare_exchange_strong(&b->drainers[i], &pid, 0);
+		uint64_t now = atomic_load(&b->holding[i]);
+		if (now != key && !((now & 1) && now == holding[i]))
+			continue;
+		if (kill((pid_t)(drain >> 32), 0) < 0 && errno == ESRCH)
+			atomic_compare_exchange_strong(&b->drainers[i], &drain, 0);
 		else
 			busy = true;
 	}
 	return busy;
+}
+
+/* One drain of a shared door, as it goes. */
+struct setup_drain {
+	struct shm_door_board *board;
+	int slot;                        /* its listing on the board, or -1 */
+	bool taking;                     /* taking a connection off the door */
+	unsigned unknown;                /* connections held whose request has not come */
+	uint64_t shown;                  /* what the board shows it holds */
+	uint64_t episodes;               /* unknown episodes so far */
+	const struct door_address *peer; /* the accepted connection's peer */
+	struct shm_pending *mine;        /* its request, once found */
+	bool wrapped;                    /* one it forwarded came back: the door was gone through */
+	unsigned nforwarded;             /* the first tokens of the first ones it forwarded */
+	uint64_t forwarded[SHM_DRAIN_REMEMBERED];
+};
+
+/*
+ * Shows on the board what drain D holds: an unknown episode while it takes a connection or
+ * holds one without its request, else FORWARDING (a request it puts back) or nothing. An
+ * acceptor may be waiting for what it showed before: it is woken when that ends.
+ */
+static void setup_drain_show(struct setup_drain *d, const struct door_address *forwarding)
+{
+	if (d->slot < 0)
+		return;
+	uint64_t holding;
+	if (d->taking || d->unknown > 0)
+		holding = (d->shown & 1) ? d->shown : (++d->episodes << 1) | 1;
+	else
+		holding = forwarding != NULL ? setup_source_key(forwarding) : 0;
+	if (holding == d->shown)
+		return;
+	atomic_store(&d->board->holding[d->slot], holding);
+	/* Partner: the fence in futex_sem_prepare() of setup_shared_find's wait. */
+	if (d->shown != 0 && (futex_sem_waiters(&d->board->drain_end) & FUTEX_SEM_COUNT_MASK))
+		futex_sem_post(&d->board->drain_end);
+	d->shown = holding;
 }
 
 /*
@@ -687,19 +756,10 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 	return 1;
 }
 
-/* One drain of a shared door, as it goes. */
-struct setup_drain {
-	const struct door_address *peer; /* the accepted connection's peer */
-	struct shm_pending *mine;        /* its request, once found */
-	bool have_first;                 /* first holds the token of the first one */
-	bool wrapped;                    /* that one came back: the door was gone through */
-	uint8_t first[DOOR_TOKEN_SIZE];
-};
-
 /*
  * P in drain D: reads its request if it has none yet (when WAIT, waiting for it until
  * SHM_REQUEST_WAIT_MS after P came off the door), then keeps it as D's own if it is the
- * peer's, else forwards it.
+ * peer's, else forwards it. A P without its request is counted in D->unknown.
  */
 static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 			      struct setup_drain *d, bool wait)
@@ -728,26 +788,33 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 				r = -ETIMEDOUT;
 			}
 		}
-		if (r < 0)
-			return; /* dropped, or (not WAIT) its request still has not come: kept */
+		if (r == -EAGAIN)
+			return; /* not WAIT, and its request still has not come: kept, counted */
+		d->unknown--;
+		if (r < 0) {
+			setup_drain_show(d, NULL);
+			return; /* dropped */
+		}
 	}
 	if (d->mine == NULL && door_address_equal(&p->request.source, d->peer)) {
 		d->mine = p;
+		setup_drain_show(d, NULL);
 		return;
 	}
 	/*
-	 * The door is first in, first out, and what a drain forwards goes back in at its end:
-	 * meeting its first forward again means everything that was on the door before it has
-	 * been seen, and draining on would only pass the same requests round again.
+	 * The door is first in, first out, and a forward goes back in at its end: meeting again
+	 * a request this drain forwarded means everything that was on the door when it went
+	 * back (by us, or by a drain that took it after us) has been taken since, by us or by
+	 * drains the board shows. Draining on would only pass the same requests round again.
 	 */
-	if (d->have_first && memcmp(d->first, p->request.token, DOOR_TOKEN_SIZE) == 0)
-		d->wrapped = true;
-	uint8_t token[DOOR_TOKEN_SIZE];
-	memcpy(token, p->request.token, DOOR_TOKEN_SIZE);
-	if (setup_forward(l, p) > 0 && !d->have_first) {
-		memcpy(d->first, token, DOOR_TOKEN_SIZE);
-		d->have_first = true;
-	}
+	uint64_t token;
+	memcpy(&token, p->request.token, sizeof(token));
+	for (unsigned k = 0; k < d->nforwarded; k++)
+		d->wrapped |= d->forwarded[k] == token;
+	setup_drain_show(d, &p->request.source);
+	if (setup_forward(l, p) > 0 && d->nforwarded < SHM_DRAIN_REMEMBERED)
+		d->forwarded[d->nforwarded++] = token;
+	setup_drain_show(d, NULL);
 }
 
 /*
@@ -759,23 +826,32 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 static struct shm_pending *setup_shared_drain(struct shm_listener *l,
 					      const struct door_address *peer)
 {
-	struct setup_drain d = { .peer = peer };
-	int slot = setup_board_enter(l->board, l->pid);
+	struct setup_drain d = { .board = l->board, .peer = peer };
+	d.slot = setup_board_enter(l->board, l->pid);
+	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
+		d.unknown += l->pending[i].door_fd >= 0 && !l->pending[i].have_request;
+	setup_drain_show(&d, NULL);
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
 		setup_shared_sort(l, &l->pending[i], &d, false);
 	/* Bounded as well by a count, should other drains keep taking our first forward. */
 	for (size_t taken = 0; d.mine == NULL && !d.wrapped && taken < SHM_PENDING_MAX; taken++) {
+		/* Shown before the connection leaves the door: see "a shared door" above. */
+		d.taking = true;
+		setup_drain_show(&d, NULL);
 		int c = door_accept(l->door_fd);
+		struct shm_pending *p = c < 0 ? NULL : setup_pending_add(l, c);
+		d.unknown += p != NULL;
+		d.taking = false;
 		if (c < 0)
 			break;
-		struct shm_pending *p = setup_pending_add(l, c);
 		if (p != NULL)
 			setup_shared_sort(l, p, &d, false);
 	}
+	setup_drain_show(&d, NULL);
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++)
 		if (l->pending[i].door_fd >= 0 && !l->pending[i].have_request)
 			setup_shared_sort(l, &l->pending[i], &d, true);
-	setup_board_leave(l->board, slot);
+	setup_board_leave(l->board, d.slot);
 	return d.mine;
 }
 
@@ -794,17 +870,20 @@ static struct shm_pending *setup_shared_find(struct shm_listener *l,
 		l->pid = self;
 	}
 	struct shm_door_board *b = l->board;
+	uint64_t key = setup_source_key(peer);
 	long long deadline = setup_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
 	for (;;) {
 		uint32_t before = atomic_load(&b->logged);
 		struct shm_pending *p = setup_shared_drain(l, peer);
 		if (p != NULL)
 			return p;
+		uint64_t running[SHM_DRAINERS_MAX], holding[SHM_DRAINERS_MAX];
+		setup_board_running(b, running, holding);
 		for (;;) {
 			uint32_t seq = futex_sem_prepare(&b->drain_end);
-			/* Drains first, news second: see "a shared door" above. */
-			bool busy = setup_board_busy(b);
-			int news = setup_board_news(b, before, peer);
+			/* Drains first, the log second: see "a shared door" above. */
+			bool busy = setup_board_busy(b, running, holding, key);
+			int news = setup_board_news(b, before, key);
 			long long left = deadline - setup_now_ns();
 			if (left <= 0 || news != 0 || !busy) {
 				futex_sem_cancel(&b->drain_end);

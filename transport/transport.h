@@ -47,6 +47,13 @@ struct vi_endpoint_ops {
 	 * answer): a wait must then wake within 100 ms and also for bytes on the kernel socket.
 	 */
 	bool (*pending)(struct vi_conn *conn);
+	/*
+	 * The descriptor to sleep on beside the wake fd to learn that the peer is gone, with
+	 * its events in *events; NULL means the kernel socket `fd` with POLLRDHUP. (A kernel
+	 * socket whose peer shut its writing down reports RDHUP for good: it cannot tell a
+	 * peer that is gone from one that is still reading.)
+	 */
+	int (*liveness)(struct vi_conn *conn, int fd, short *events);
 	/* Looks at the kernel socket for a dead peer now (its RDHUP woke a wait). */
 	void (*check_peer)(struct vi_conn *conn, int fd);
 	/*

@@ -785,11 +785,13 @@ static void shm_release(struct shm_endpoint *e)
 		close(e->door_fd);
 	if (e->chan_fd >= 0)
 		close(e->chan_fd);
+	if (e->seg_fd >= 0)
+		close(e->seg_fd);
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);
 	if (e->peer_wake_fd >= 0)
 		close(e->peer_wake_fd);
-	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = -1;
+	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = e->seg_fd = -1;
 }
 
 static void shm_destroy(struct vi_conn *conn)
@@ -849,7 +851,7 @@ void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *option
 	struct shm_endpoint *e = &conn->shm;
 	conn->ops = &shm_ops;
 	conn->transport = VI_TRANSPORT_SHM;
-	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = -1;
+	e->door_fd = e->chan_fd = e->wake_fd = e->peer_wake_fd = e->seg_fd = -1;
 	atomic_flag_clear(&e->tx_lock);
 	atomic_flag_clear(&e->rx_lock);
 	e->spin_us = options->spin_us >= 0 ? options->spin_us : shm_spin_default_us();

@@ -39,6 +39,7 @@ struct shm_endpoint {
 	uint32_t answered;                 /* the last epoch the peer asked for and was answered */
 	struct shm_handoff_record *record; /* shared by this side's processes once it forked */
 	int fork_fd;                       /* the program's fd for it at the last fork */
+	int seg_fd;                        /* the memfd of `base` when a handoff here made it, else -1 */
 	void *retired_base;                /* an old segment another thread may still look at */
 	size_t retired_size;
 	struct shm_ring tx, rx;

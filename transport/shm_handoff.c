@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -524,6 +525,61 @@ static int handoff_claim(struct vi_conn *conn, int fd, uint32_t *k)
 	}
 }
 
+/* Keeps the memfd of the segment we moved to, and tells the other holders where it is. */
+static void handoff_keep_segment(struct shm_endpoint *e, int memfd)
+{
+	struct stat st;
+	if (e->seg_fd >= 0)
+		close(e->seg_fd);
+	e->seg_fd = memfd;
+	if (memfd < 0 || fstat(memfd, &st) < 0)
+		return;
+	atomic_store(&e->record->seg_ino, (uint64_t)st.st_ino);
+	atomic_store(&e->record->seg_fd, memfd);
+	atomic_store(&e->record->seg_pid, handoff_pid());
+}
+
+/*
+ * Maps the segment in use from the holder that keeps its memfd (the record says which),
+ * in place of ours, which the connection left: /proc/PID/fd/FD reopens the same memfd for
+ * a process of the same user. Checked as a segment from the door is (seals, size), and
+ * that it is that memfd (the inode). Returns 0 or -errno (that holder is gone: wait).
+ */
+static int handoff_open_current(struct shm_endpoint *e, uint32_t current)
+{
+	struct shm_handoff_record *r = e->record;
+	int pid = atomic_load(&r->seg_pid), fd = atomic_load(&r->seg_fd);
+	uint64_t ino = atomic_load(&r->seg_ino);
+	if (pid <= 0 || fd < 0 || pid == handoff_pid())
+		return -ENOENT;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	int memfd = open(path, O_RDWR | O_CLOEXEC);
+	if (memfd < 0)
+		return -errno;
+	struct stat st;
+	ssize_t size = shm_segment_size((size_t)e->tx.capacity);
+	int err = 0;
+	void *base = MAP_FAILED;
+	if (fstat(memfd, &st) < 0 || (uint64_t)st.st_ino != ino || size < 0 ||
+	    memfd_seal_check(memfd, (size_t)size) < 0 ||
+	    (base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED) {
+		close(memfd);
+		return -EPROTO;
+	}
+	if (atomic_load(&e->session->epoch) != current) {
+		munmap(base, (size_t)size);
+		close(memfd);
+		return -EAGAIN;
+	}
+	handoff_retire(e, e->base, e->size, false, NULL);
+	e->base = base;
+	e->size = (size_t)size;
+	e->epoch = current;
+	handoff_keep_segment(e, memfd);
+	return 0;
+}
+
 /*
  * Takes the segment in use as it is, without the peer: the caller maps it, the old owner
  * is kept out by the record's lock, and what it moved is in the shared counters, which the
@@ -595,8 +651,6 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	msg.attach.ring_size = (uint32_t)cap;
 	while ((err = door_send(e->chan_fd, &msg, &memfd, 1)) == -EAGAIN)
 		door_wait(e->chan_fd, POLLOUT, HANDOFF_POLL_MS);
-	close(memfd);
-	memfd = -1;
 	why = "the session channel is closed";
 	if (err < 0)
 		goto fail;
@@ -604,10 +658,8 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	handoff_wake_peer(e, current);
 	if (vi_transport_handoff_idle != NULL)
 		vi_transport_handoff_idle();
-	/* A peer away from the socket cannot answer: then take the segment in use, if we map it. */
-	long long away = e->epoch == current && e->base != NULL
-				 ? shm_now_ns() + HANDOFF_AWAY_MS * 1000000LL
-				 : -1;
+	/* A peer away from the socket cannot answer: then take the segment in use as it is. */
+	long long away = shm_now_ns() + HANDOFF_AWAY_MS * 1000000LL;
 	/* Steps 2-5 happen at the peer; wait for its report. */
 	for (;;) {
 		uint32_t sw = atomic_load_explicit(&s->sides[e->side].switched, memory_order_acquire);
@@ -616,10 +668,16 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 		if (away >= 0 && shm_now_ns() >= away) {
 			uint32_t p = atomic_load_explicit(&s->sides[e->side].paused, memory_order_acquire);
 			away = -1;
-			if (p != k && atomic_compare_exchange_strong(&s->sides[e->side].paused, &p,
-								     k | SHM_SESSION_CANCELLED)) {
+			bool mapped = e->epoch == current && e->base != NULL;
+			if (!mapped && handoff_open_current(e, current) == 0)
+				mapped = true;
+			if (mapped && p != k &&
+			    atomic_compare_exchange_strong(&s->sides[e->side].paused, &p,
+							   k | SHM_SESSION_CANCELLED)) {
 				munmap(base, (size_t)size);
 				base = MAP_FAILED;
+				close(memfd);
+				memfd = -1;
 				why = "the segment in use is not consistent";
 				if ((err = handoff_take_direct(conn)) < 0)
 					goto fail;
@@ -669,6 +727,8 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	e->epoch = k;
 	shm_handoff_watch(e);
 	handoff_retire(e, old, old_size, false, NULL); /* the peer frees the first rings' pages */
+	handoff_keep_segment(e, memfd);
+	memfd = -1;
 	atomic_store(&s->busy, 0);
 	atomic_store(&e->record->owner, handoff_pid());
 	atomic_fetch_add(&e->record->handoffs, 1);

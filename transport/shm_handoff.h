@@ -42,8 +42,10 @@
  * HANDOFF_AWAY_MS and the new owner maps the segment in use (it inherited it), the new owner
  * calls the handoff off (a compare-and-swap on `paused` against the peer's) and takes the
  * segment in use as it is -- the old owner is kept out by the record's lock, and every byte
- * it moved is in the shared counters. Only a process that does not map the segment in use
- * (a parent taking back what its child moved) must wait for the peer. Sockets nobody touches after fork
+ * it moved is in the shared counters. A process that does not map the segment in use (a
+ * parent taking back what its child moved) opens it where the record says a holder keeps
+ * its memfd (/proc/PID/fd/FD, the same user's process) first; only when that holder is
+ * gone too must it wait for the peer. Sockets nobody touches after fork
  * cost nothing; a child that execs never triggers. See DESIGN.md "Fork handoff".
  */
 
@@ -56,6 +58,9 @@ struct shm_handoff_record {
 	_Atomic uint32_t in_use; /* the slot is taken */
 	_Atomic uint32_t handoffs;
 	_Atomic uint32_t unborn; /* children forked whose hook has not yet added them */
+	/* Where the segment in use can be opened (/proc/PID/fd/FD), if a handoff made it. */
+	_Atomic int32_t seg_pid, seg_fd;
+	_Atomic uint64_t seg_ino;
 	_Atomic int32_t holders[SHM_HANDOFF_HOLDERS]; /* pids holding the socket; 0: free */
 };
 

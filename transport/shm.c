@@ -92,21 +92,21 @@ bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force)
 	case TCP_CLOSE:
 	case TCP_CLOSING:
 	case TCP_TIME_WAIT:
-		if (!shm_ring_peer_closed(&e->rx))
-			e->peer_gone = true;
+		if (!shm_ring_peer_closed(&e->rx)) {
+			e->peer_gone = true; /* a FIN without the ring's end: a crash */
+		} else if (e->chan_fd >= 0 && e->state == SHM_ACTIVE) {
+			/*
+			 * The peer shut its writing down (FIN and the ring's end together), and
+			 * then? The TCP state cannot tell; the session channel can: every process
+			 * of the other side that held the connection held it too.
+			 */
+			struct pollfd p = { .fd = e->chan_fd, .events = 0 };
+			if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+				e->peer_gone = true;
+		}
 		break;
 	default:
 		break;
-	}
-	/*
-	 * A peer that shut its writing down (its FIN came with the ring's end) and then died
-	 * leaves the TCP state as it was: the session channel tells, since every process of
-	 * the other side that held the connection held it too.
-	 */
-	if (!e->peer_gone && e->chan_fd >= 0 && e->state == SHM_ACTIVE) {
-		struct pollfd p = { .fd = e->chan_fd, .events = 0 };
-		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
-			e->peer_gone = true;
 	}
 	return e->peer_gone;
 }
@@ -715,7 +715,12 @@ static bool shm_pending(struct vi_conn *conn)
 static int shm_liveness(struct vi_conn *conn, int fd, short *events)
 {
 	struct shm_endpoint *e = &conn->shm;
-	if (e->state == SHM_ACTIVE && e->chan_fd >= 0) {
+	/*
+	 * Until the peer shuts its writing down, its kernel socket's FIN (RDHUP) is news. After,
+	 * RDHUP stays up for good: then the session channel's hang-up says the peer left.
+	 */
+	if (e->state == SHM_ACTIVE && e->chan_fd >= 0 && !shm_observer(e) &&
+	    shm_ring_peer_closed(&e->rx)) {
 		*events = 0; /* POLLHUP and POLLERR come unasked */
 		return e->chan_fd;
 	}

@@ -5,6 +5,7 @@
 #        fork.sh prefork FORK_SERVER FORK_CLIENTS   (pre-forked workers, two accept styles)
 #        fork.sh sched FORK_SCHED                   (FORK_SCHED_RUNS schedules, default 50)
 #        fork.sh kill FORK_SCHED                    (FORK_KILL_RUNS per victim, default 20)
+#        fork.sh exec FORK_EXEC                     (a child execs: close-on-exec or not)
 # (VIAUDIT_BUILD: the meson build directory.) Issue 5 items 3, 4 and 5; the programs are in
 # fork/. The full run of the schedules: FORK_SCHED_RUNS=500 FORK_KILL_RUNS=200.
 set -euo pipefail
@@ -286,7 +287,50 @@ scenario_kill() {
 	fl_end_section
 }
 
+# --- a child that execs -------------------------------------------------------------------------
+# fork_exec: the server's child execs `sleep 2` without touching the connection; the parent
+# sends 200000 bytes and closes. With close-on-exec the exec'd child does not hold the socket,
+# so the client sees the EOF at once; without it the exec'd child holds the connection open and
+# the EOF comes when it exits, as on TCP. Either way no handoff (the child never touched it).
+scenario_exec() {
+	local prog=${programs[0]} mode label cloexec name eof
+	while read -r mode; do
+		label=$(fork_label "$mode")
+		for cloexec in 1 0; do
+			name=$label-cloexec$cloexec
+			fl_section "a child that execs, $label: close-on-exec $cloexec"
+			fl_start "$name-server" "$mode" -- "$prog" server "$VT_TMP/$name.port" "$cloexec" 2
+			if fl_wait_port "$name-server" "$VT_TMP/$name.port"; then
+				fl_run "$name-client" "$mode" -- "$prog" client "$FL_PORT"
+				fl_wait "$name-server"
+				fl_expect_status "$name-client" 0 "every byte arrived, then the EOF"
+				fl_expect_status "$name-server" 0
+				eof=$(sed -nE 's/^client: bytes=200000 eof_ms=([0-9]+)$/\1/p' "$VT_TMP/$name-client.out")
+				if [[ -z $eof ]]; then
+					fl_fail "$name-client printed no EOF time: $(head -n 2 "$VT_TMP/$name-client.out")"
+				elif [[ $cloexec == 1 && $eof -lt 1000 ]]; then
+					fl_pass "EOF ${eof} ms after the last byte: the exec'd child did not hold the socket"
+				elif [[ $cloexec == 0 && $eof -ge 1000 ]]; then
+					fl_pass "EOF ${eof} ms after the last byte: the exec'd child held the socket until it exited"
+				else
+					fl_fail "EOF ${eof} ms after the last byte with close-on-exec $cloexec"
+				fi
+				if [[ $mode != plain ]]; then
+					fork_expect_conns_shm "$name-server" 1 "the accepted connection"
+					if [[ $(fork_handoff_lines "$name-server") == 0 ]]; then
+						fl_pass "no handoff: the exec'd child never touched the connection"
+					else
+						fl_fail "a handoff ran although the child only exec'd"
+					fi
+				fi
+			fi
+			fl_end_section
+		done
+	done < <(fork_modes)
+}
+
 case $scenario in
+exec) [[ ${#programs[@]} == 1 ]] || vt_die "usage: fork.sh exec FORK_EXEC"; scenario_exec ;;
 stream) [[ ${#programs[@]} == 2 ]] || vt_die "usage: fork.sh stream FORK_SERVER FORK_CLIENTS"; scenario_stream ;;
 prefork) [[ ${#programs[@]} == 2 ]] || vt_die "usage: fork.sh prefork FORK_SERVER FORK_CLIENTS"; scenario_prefork ;;
 sched) [[ ${#programs[@]} == 1 ]] || vt_die "usage: fork.sh sched FORK_SCHED"; scenario_sched ;;

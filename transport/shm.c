@@ -481,6 +481,7 @@ static ssize_t shm_forked_io(struct vi_conn *conn, int fd, struct msghdr *msg, i
 	bool all = write ? !dontwait : (flags & (MSG_WAITALL | MSG_PEEK)) == MSG_WAITALL && !dontwait;
 	size_t want = shm_iov_total(msg->msg_iov, msg->msg_iovlen), done = 0;
 	bool resumed = false;
+	int dispossessed = 0;
 	struct iovec scratch[64];
 	for (;;) {
 		if (e->peer_gone && e->epoch != atomic_load(&e->session->epoch)) {
@@ -493,8 +494,16 @@ static ssize_t shm_forked_io(struct vi_conn *conn, int fd, struct msghdr *msg, i
 		int r = shm_handoff_enter(conn, fd, write ? SHM_TRIGGER_WRITE : SHM_TRIGGER_READ,
 					  resumed);
 		if (r == -EAGAIN) {
+			/*
+			 * Another process took the connection while we slept. Let it have it for
+			 * a while (10 turns of 10 ms), then take it back: two processes blocked
+			 * on one socket then move it between them every 100 ms at most, and
+			 * neither waits for the other for good (it might be waiting for us).
+			 */
 			if (dontwait)
 				return done > 0 ? (ssize_t)done : -EAGAIN;
+			if (++dispossessed >= 10)
+				resumed = false;
 			continue;
 		}
 		if (r < 0) {

@@ -83,8 +83,9 @@ void shm_handoff_after_fork_child(struct shm_endpoint *e);
  * Before a data call of a forked side: takes the record's lock and makes the caller the
  * owner, running the handoff when it is not. `resumed` is true for a call that slept and
  * comes back: if another process took the connection meanwhile, the call does not take it
- * back while that process holds it. Returns 0 (locked and owner), -EAGAIN (resumed and
- * another owns it: sleep and retry), -ECONNRESET / -EPIPE (the peer is gone or refused).
+ * back at once (the caller retries, and takes it after 100 ms). Returns 0 (locked and
+ * owner), -EAGAIN (resumed and another owns it: this call slept 10 ms; retry),
+ * -ECONNRESET (the peer is gone or refused).
  */
 int shm_handoff_enter(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger,
 		      bool resumed);

@@ -6,6 +6,7 @@
 #        fork.sh sched FORK_SCHED                   (FORK_SCHED_RUNS schedules, default 50)
 #        fork.sh kill FORK_SCHED                    (FORK_KILL_RUNS per victim, default 20)
 #        fork.sh exec FORK_EXEC                     (a child execs: close-on-exec or not)
+#        fork.sh share FORK_SHARE                   (parent and child write at once)
 # (VIAUDIT_BUILD: the meson build directory.) Issue 5 items 3, 4 and 5; the programs are in
 # fork/. The full run of the schedules: FORK_SCHED_RUNS=500 FORK_KILL_RUNS=200.
 set -euo pipefail
@@ -329,7 +330,34 @@ scenario_exec() {
 	done < <(fork_modes)
 }
 
+# --- parent and child writing at once ----------------------------------------------------------
+# fork_share: after fork both processes send 20000 records of 64 B (one send() each) at the same
+# time, then close. The peer must read every record whole, once, in each writer's order, then
+# the EOF: kernel-like shared use. Under viaudit each change of user is a handoff.
+scenario_share() {
+	local prog=${programs[0]} mode label name records=20000
+	while read -r mode; do
+		label=$(fork_label "$mode")
+		name=$label-share
+		fl_section "parent and child writing at once, $label: $records records each"
+		fl_start "$name-server" "$mode" -- "$prog" server "$VT_TMP/$name.port" "$records"
+		if fl_wait_port "$name-server" "$VT_TMP/$name.port"; then
+			fl_run "$name-client" "$mode" -- "$prog" client "$FL_PORT" "$records"
+			fl_wait "$name-server"
+			fl_expect_status "$name-client" 0 "every record whole, once, in each writer's order"
+			fl_expect_out "$name-client" "client: parent=$records child=$records ok"
+			fl_expect_status "$name-server" 0
+			if [[ $mode != plain ]]; then
+				fork_expect_conns_shm "$name-server" 1 "the accepted connection"
+				echo "    $(fork_handoff_lines "$name-server") handoff(s) between parent and child"
+			fi
+		fi
+		fl_end_section
+	done < <(fork_modes)
+}
+
 case $scenario in
+share) [[ ${#programs[@]} == 1 ]] || vt_die "usage: fork.sh share FORK_SHARE"; scenario_share ;;
 exec) [[ ${#programs[@]} == 1 ]] || vt_die "usage: fork.sh exec FORK_EXEC"; scenario_exec ;;
 stream) [[ ${#programs[@]} == 2 ]] || vt_die "usage: fork.sh stream FORK_SERVER FORK_CLIENTS"; scenario_stream ;;
 prefork) [[ ${#programs[@]} == 2 ]] || vt_die "usage: fork.sh prefork FORK_SERVER FORK_CLIENTS"; scenario_prefork ;;

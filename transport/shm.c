@@ -559,8 +559,15 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 	struct shm_endpoint *e = &conn->shm;
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
-	if (e->state == SHM_PENDING)
-		shm_settle(conn, fd, 0);
+	/*
+	 * A connector still waiting for the listener's answer waits for it first (at most
+	 * SHM_ANSWER_MS): if the answer is no, the ring's bytes go onto the kernel socket, and
+	 * they must go before its FIN.
+	 */
+	while (e->state == SHM_PENDING && !shm_peer_gone(e, fd, false))
+		shm_settle(conn, fd, SHM_LIVENESS_MS);
+	if (e->state == SHM_FALLBACK)
+		return conn->ops->shutdown(conn, fd, how);
 	/*
 	 * The peer must see the end on the rings in use (in a forked side: ours first, which
 	 * may need a handoff), and before the kernel socket's FIN: a FIN with the ring still

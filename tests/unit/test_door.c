@@ -527,6 +527,163 @@ static void test_request_and_accept_round_trip_with_memfd_and_eventfds(void **st
 	close(holder);
 }
 
+/* ----- putting a request back on a shared door (FORWARD) ----- */
+
+static void test_connect_listener_reaches_the_same_door(void **state)
+{
+	int holder;
+	uint16_t port = port_reserve(&holder);
+	struct sockaddr_in lo = sockaddr_v4("127.0.0.1", port);
+	int l = door_listen((struct sockaddr *)&lo, sizeof lo);
+	int c, a;
+
+	assert_true(l >= 0);
+	c = door_connect_listener(l);
+	assert_true(c >= 0);
+	assert_true(fcntl(c, F_GETFL) & O_NONBLOCK);
+	assert_true(fcntl(c, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(door_wait(l, POLLIN, WAIT_MS), 0);
+	a = door_accept(l);
+	assert_true(a >= 0);
+	assert_int_equal(door_peer_allowed(a, false), 0);
+	close(a);
+	close(c);
+	close(l);
+	close(holder);
+}
+
+static void test_connect_listener_without_name_is_refused(void **state)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(door_connect_listener(fd), -EINVAL);
+	close(fd);
+}
+
+/*
+ * A worker takes a connector's request off the door, puts it back with FORWARD (the
+ * connector's door connection as the fourth descriptor) and closes every copy it had; the
+ * next worker gets all of it, answers on the connector's door connection, and the connector
+ * reads that answer.
+ */
+static void test_forward_hands_request_and_connector_door_to_next_taker(void **state)
+{
+	int holder;
+	uint16_t port = port_reserve(&holder);
+	struct sockaddr_in lo = sockaddr_v4("127.0.0.1", port);
+	struct door_message req = request_for(port), got, answer = { .type = DOOR_MESSAGE_ACCEPT };
+	int l, c, a, f, b, sent[DOOR_REQUEST_FDS], fds[DOOR_MESSAGE_FDS_MAX], fwd[DOOR_FORWARD_FDS];
+	size_t nfds = 0, nanswer_fds = 99;
+	unsigned char *mine, *theirs;
+	int error = 0, before;
+
+	l = door_listen((struct sockaddr *)&lo, sizeof lo);
+	assert_true(l >= 0);
+	c = door_connect((struct sockaddr *)&lo, sizeof lo);
+	assert_true(c >= 0);
+	request_fds_create(sent);
+	mine = memfd_seal_map(sent[DOOR_FD_MEMFD], RING, &error);
+	assert_true(mine != MAP_FAILED);
+	assert_int_equal(door_send(c, &req, sent, DOOR_REQUEST_FDS), 0);
+	before = fd_count();
+
+	/* The first worker: takes it, puts it back, keeps nothing. */
+	assert_int_equal(door_wait(l, POLLIN, WAIT_MS), 0);
+	a = door_accept(l);
+	assert_true(a >= 0);
+	assert_int_equal(door_recv(a, &got, fds, DOOR_MESSAGE_FDS_MAX, &nfds), 0);
+	assert_int_equal(nfds, DOOR_REQUEST_FDS);
+	got.type = DOOR_MESSAGE_FORWARD;
+	memcpy(fwd, fds, sizeof(int) * DOOR_REQUEST_FDS);
+	fwd[DOOR_FD_CONNECTOR_DOOR] = a;
+	f = door_connect_listener(l);
+	assert_true(f >= 0);
+	assert_int_equal(door_send(f, &got, fwd, DOOR_FORWARD_FDS), 0);
+	close(f);
+	fds_close(fwd, DOOR_FORWARD_FDS);
+	assert_int_equal(fd_count(), before);
+
+	/* The next one: the message outlived the forwarder's close, descriptors and all. */
+	assert_int_equal(door_wait(l, POLLIN, WAIT_MS), 0);
+	b = door_accept(l);
+	assert_true(b >= 0);
+	nfds = 0;
+	assert_int_equal(door_recv(b, &got, fds, DOOR_MESSAGE_FDS_MAX, &nfds), 0);
+	assert_int_equal(got.type, DOOR_MESSAGE_FORWARD);
+	assert_int_equal(nfds, DOOR_FORWARD_FDS);
+	assert_memory_equal(got.request.token, req.request.token, DOOR_TOKEN_SIZE);
+	assert_true(door_address_equal(&got.request.source, &req.request.source));
+	assert_int_equal(door_peer_allowed(fds[DOOR_FD_CONNECTOR_DOOR], false), 0);
+	theirs = memfd_seal_map(fds[DOOR_FD_MEMFD], RING, &error);
+	assert_true(theirs != MAP_FAILED);
+	mine[7] = 0x5a;
+	assert_int_equal(theirs[7], 0x5a);
+
+	/* The answer goes to the connector over its own door connection. */
+	memcpy(answer.accept.token, got.request.token, DOOR_TOKEN_SIZE);
+	answer.accept.ring_size = RING;
+	assert_int_equal(door_send(fds[DOOR_FD_CONNECTOR_DOOR], &answer, NULL, 0), 0);
+	assert_int_equal(door_wait(c, POLLIN, WAIT_MS), 0);
+	assert_int_equal(door_recv(c, &got, NULL, 0, &nanswer_fds), 0);
+	assert_int_equal(got.type, DOOR_MESSAGE_ACCEPT);
+	assert_int_equal(door_accept_check(&req.request, &got.accept), 0);
+
+	memfd_seal_unmap(mine, RING);
+	memfd_seal_unmap(theirs, RING);
+	fds_close(fds, nfds);
+	fds_close(sent, DOOR_REQUEST_FDS);
+	close(b);
+	close(c);
+	close(l);
+	close(holder);
+}
+
+static void test_forward_without_door_connection_is_refused_and_fds_closed(void **state)
+{
+	struct door_message m = request_for(6379), out;
+	int sv[2], send[DOOR_FORWARD_FDS], got[8], before;
+	size_t ngot = 99;
+
+	m.type = DOOR_MESSAGE_FORWARD;
+	seqpacket_pair(sv);
+	request_fds_create(send);
+	send[DOOR_FD_CONNECTOR_DOOR] = eventfd(0, EFD_CLOEXEC); /* not a door connection */
+	assert_true(send[DOOR_FD_CONNECTOR_DOOR] >= 0);
+	assert_int_equal(door_send(sv[0], &m, send, DOOR_FORWARD_FDS), 0);
+	fds_close(send, DOOR_FORWARD_FDS);
+	before = fd_count();
+	assert_int_equal(door_recv(sv[1], &out, got, 8, &ngot), -EPROTO);
+	assert_int_equal(ngot, 99);
+	assert_int_equal(fd_count(), before);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
+ * What a drain that gives up on a connection relies on: once the taker shuts its reading
+ * side, the connector's send fails (EPIPE), and a message sent just before is still read.
+ */
+static void test_reader_shut_fails_later_sends_and_keeps_earlier_message(void **state)
+{
+	struct door_message m = request_for(6379), out;
+	int sv[2], fds[DOOR_REQUEST_FDS], got[DOOR_MESSAGE_FDS_MAX];
+	size_t ngot = 0;
+
+	seqpacket_pair(sv);
+	request_fds_create(fds);
+	assert_int_equal(door_send(sv[0], &m, fds, DOOR_REQUEST_FDS), 0);
+	assert_int_equal(shutdown(sv[1], SHUT_RD), 0);
+	assert_int_equal(door_send(sv[0], &m, fds, DOOR_REQUEST_FDS), -EPIPE);
+	assert_int_equal(door_recv(sv[1], &out, got, DOOR_MESSAGE_FDS_MAX, &ngot), 0);
+	assert_int_equal(ngot, DOOR_REQUEST_FDS);
+	assert_int_equal(door_recv(sv[1], &out, got, 0, &ngot), -ECONNRESET);
+	fds_close(got, DOOR_REQUEST_FDS);
+	fds_close(fds, DOOR_REQUEST_FDS);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_listener_keeps_serving_after_malformed_message(void **state)
 {
 	int holder;
@@ -874,6 +1031,11 @@ int main(void)
 		cmocka_unit_test(test_ipv6_connect_does_not_find_ipv4_wildcard_door),
 		cmocka_unit_test(test_connect_prefers_exact_door_to_wildcard),
 		cmocka_unit_test(test_request_and_accept_round_trip_with_memfd_and_eventfds),
+		cmocka_unit_test(test_connect_listener_reaches_the_same_door),
+		cmocka_unit_test(test_connect_listener_without_name_is_refused),
+		cmocka_unit_test(test_forward_hands_request_and_connector_door_to_next_taker),
+		cmocka_unit_test(test_forward_without_door_connection_is_refused_and_fds_closed),
+		cmocka_unit_test(test_reader_shut_fails_later_sends_and_keeps_earlier_message),
 		cmocka_unit_test(test_listener_keeps_serving_after_malformed_message),
 		cmocka_unit_test(test_message_truncated_by_one_byte_is_refused_and_fds_closed),
 		cmocka_unit_test(test_message_longer_than_any_is_refused),

@@ -839,6 +839,7 @@ static void shm_destroy(struct vi_conn *conn)
 			shm_ring_close(&e->tx);
 			shm_ring_close(&e->rx);
 		}
+		shm_handoff_parting(e);
 	}
 	shm_release(e);
 }
@@ -912,8 +913,13 @@ int vi_shm_prepare_fork(struct vi_conn *conn, int fd)
 {
 	if (conn->ops != &shm_ops)
 		return 0;
-	if (conn->shm.state == SHM_PENDING)
-		shm_settle(conn, fd, 0); /* still pending: no record, the child must not use it */
+	/*
+	 * A connector still waiting for the listener's answer gets it first (within
+	 * SHM_ANSWER_MS, or it moves to TCP): parent and child could not share the wait, since
+	 * only one of them would read the answer.
+	 */
+	while (conn->shm.state == SHM_PENDING && !shm_peer_gone(&conn->shm, fd, false))
+		shm_settle(conn, fd, SHM_LIVENESS_MS);
 	return shm_handoff_prepare_fork(&conn->shm, fd);
 }
 

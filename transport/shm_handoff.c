@@ -386,6 +386,23 @@ static int handoff_copy(struct shm_endpoint *e, void *base, long long *in, long 
 	return 0;
 }
 
+bool shm_handoff_pending(struct shm_endpoint *e, uint32_t k)
+{
+	struct shm_session_side *side = &e->session->sides[1 - e->side];
+	uint32_t paused = atomic_load_explicit(&side->paused, memory_order_acquire);
+	if (atomic_load_explicit(&side->switched, memory_order_acquire) == k ||
+	    atomic_load_explicit(&side->refused, memory_order_acquire) == k ||
+	    paused == (k | SHM_SESSION_CANCELLED) || paused == k) {
+		/* Answered (here or by another process of this side), called off, or being answered. */
+		if (paused != k && k > e->answered) {
+			e->answered = k;
+			shm_handoff_watch(e); /* ring waits stop waking for it */
+		}
+		return false;
+	}
+	return true;
+}
+
 void shm_handoff_answer(struct vi_conn *conn, int fd)
 {
 	struct shm_endpoint *e = &conn->shm;
@@ -436,8 +453,6 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	} else if ((base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED) {
 		why = "cannot map the new segment";
 	}
-	if (memfd >= 0)
-		close(memfd);
 	struct shm_ring tx, rx;
 	long long in = 0, out = 0;
 	if (why == NULL && (err = handoff_copy(e, base, &in, &out)) < 0)
@@ -446,6 +461,8 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	if (why == NULL && (err = shm_segment_attach(base, (size_t)size, e->side, &tx, &rx)) < 0)
 		why = "the new segment is not consistent";
 	if (why != NULL) {
+		if (memfd >= 0)
+			close(memfd);
 		if (base != MAP_FAILED)
 			munmap(base, (size_t)size);
 		/* A lying or missing ATTACH: stay on the old rings and say no. */
@@ -479,6 +496,9 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	e->base = base;
 	e->size = (size_t)size;
 	e->epoch = e->answered = k;
+	if (e->seg_fd >= 0)
+		close(e->seg_fd);
+	e->seg_fd = memfd; /* for shm_handoff_parting */
 	shm_handoff_watch(e);
 	/* Step 5: report the switch. */
 	atomic_store_explicit(&s->epoch, k, memory_order_release);
@@ -492,6 +512,73 @@ void shm_handoff_answer(struct vi_conn *conn, int fd)
 	if (vi_log_enabled(VI_LOG_CONNS))
 		vi_log_line("conns: fd=%d peer handed over: epoch=%u in=%lld out=%lld us=%lld", fd, k,
 			    in, out, (shm_now_ns() - t0) / 1000);
+}
+
+/* Keeps the memfd of the segment we moved to, and tells the other holders where it is. */
+static void handoff_keep_segment(struct shm_endpoint *e, int memfd)
+{
+	struct stat st;
+	if (e->seg_fd >= 0)
+		close(e->seg_fd);
+	e->seg_fd = memfd;
+	if (memfd < 0 || fstat(memfd, &st) < 0)
+		return;
+	atomic_store(&e->record->seg_ino, (uint64_t)st.st_ino);
+	atomic_store(&e->record->seg_fd, memfd);
+	atomic_store(&e->record->seg_pid, handoff_pid());
+}
+
+/* ---- the end of the peer ---- */
+
+void shm_handoff_parting(struct shm_endpoint *e)
+{
+	if (e->session == NULL || e->seg_fd < 0 || e->chan_fd < 0 || e->epoch == 0 ||
+	    !atomic_load(&e->session->sides[1 - e->side].forked))
+		return;
+	struct door_message msg = { .type = DOOR_MESSAGE_ATTACH };
+	memcpy(msg.attach.token, e->request.token, sizeof(msg.attach.token));
+	msg.attach.epoch = e->epoch;
+	msg.attach.ring_size = (uint32_t)e->tx.capacity;
+	door_send(e->chan_fd, &msg, &e->seg_fd, 1); /* best effort: a full channel drops it */
+}
+
+/*
+ * A new owner whose peer is gone, and who does not map the segment in use: the peer may
+ * have left it on the session channel (shm_handoff_parting). Maps it in place of ours.
+ * Returns 0 or -errno.
+ */
+static int handoff_take_parting(struct shm_endpoint *e)
+{
+	uint32_t current = atomic_load(&e->session->epoch);
+	for (;;) {
+		struct door_message msg;
+		int fds[DOOR_MESSAGE_FDS_MAX];
+		size_t nfds = 0;
+		int r = door_recv(e->chan_fd, &msg, fds, DOOR_MESSAGE_FDS_MAX, &nfds);
+		if (r < 0)
+			return r;
+		if (msg.type != DOOR_MESSAGE_ATTACH || msg.attach.epoch != current ||
+		    memcmp(msg.attach.token, e->request.token, sizeof(msg.attach.token)) != 0) {
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			continue; /* an ATTACH of ours the peer never read, or another one */
+		}
+		ssize_t size = shm_segment_size((size_t)e->tx.capacity);
+		int err = 0;
+		void *base = MAP_FAILED;
+		if (size < 0 || msg.attach.ring_size != e->tx.capacity ||
+		    memfd_seal_check(fds[0], (size_t)size) < 0 ||
+		    (base = memfd_seal_map(fds[0], (size_t)size, &err)) == MAP_FAILED) {
+			close(fds[0]);
+			return -EPROTO;
+		}
+		handoff_retire(e, e->base, e->size, false, NULL);
+		e->base = base;
+		e->size = (size_t)size;
+		e->epoch = current;
+		handoff_keep_segment(e, fds[0]);
+		return 0;
+	}
 }
 
 /* ---- the new owner: steps 1 and 6 ---- */
@@ -523,20 +610,6 @@ static int handoff_claim(struct vi_conn *conn, int fd, uint32_t *k)
 		nanosleep(&ts, NULL);
 		handoff_lock(e->record);
 	}
-}
-
-/* Keeps the memfd of the segment we moved to, and tells the other holders where it is. */
-static void handoff_keep_segment(struct shm_endpoint *e, int memfd)
-{
-	struct stat st;
-	if (e->seg_fd >= 0)
-		close(e->seg_fd);
-	e->seg_fd = memfd;
-	if (memfd < 0 || fstat(memfd, &st) < 0)
-		return;
-	atomic_store(&e->record->seg_ino, (uint64_t)st.st_ino);
-	atomic_store(&e->record->seg_fd, memfd);
-	atomic_store(&e->record->seg_pid, handoff_pid());
 }
 
 /*
@@ -752,6 +825,8 @@ fail:
 	 * The peer is gone. When we map the segment in use, what it wrote before it went is
 	 * still to be read: take the segment as it is, then EOF follows, as on TCP.
 	 */
+	if (e->epoch != atomic_load(&s->epoch))
+		handoff_take_parting(e);
 	if (e->epoch == atomic_load(&s->epoch) && e->base != NULL && handoff_take_direct(conn) == 0) {
 		atomic_store(&e->record->owner, handoff_pid());
 		if (vi_log_enabled(VI_LOG_CONNS))

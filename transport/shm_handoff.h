@@ -99,18 +99,32 @@ void shm_handoff_leave(struct shm_endpoint *e);
  */
 bool shm_handoff_release(struct shm_endpoint *e);
 
+/*
+ * Peer: whether handoff `k` of the other side still waits for an answer from this side, by
+ * the session page (another process of this side may have answered it, or the new owner
+ * called it off); if not, remembers it as answered. The slow half of shm_handoff_asked.
+ */
+bool shm_handoff_pending(struct shm_endpoint *e, uint32_t k);
+
 /* Peer: whether the other side asks this side to move to a new endpoint. */
-static inline bool shm_handoff_asked(const struct shm_endpoint *e)
+static inline bool shm_handoff_asked(struct shm_endpoint *e)
 {
 	if (e->session == NULL)
 		return false;
 	uint32_t k = atomic_load_explicit(&e->session->sides[1 - e->side].intermit,
 					  memory_order_acquire);
-	return k > e->answered;
+	return k > e->answered && shm_handoff_pending(e, k);
 }
 
 /* Makes the endpoint's ring waits end when the peer asks for a handoff (shm_ring.h `attention`). */
 void shm_handoff_watch(struct shm_endpoint *e);
+
+/*
+ * Peer, at its last close: when the other side is held by forked processes, leaves the
+ * memfd of the segment in use on the session channel, so that one of them whose handoff
+ * finds this side gone can still read what it had sent (shm_handoff.c).
+ */
+void shm_handoff_parting(struct shm_endpoint *e);
 
 /* Whether this process may use the rings it maps now: an unforked side, or the owner of the current one. */
 bool shm_handoff_owned(const struct shm_endpoint *e);

@@ -19,7 +19,7 @@
  * drains the door may take requests whose connections other workers accept. Once the process
  * has forked, every request a drain takes that is not its own is put back on the door at
  * once (FORWARD), and an acceptor that does not find its request waits, a bounded time,
- * while another process is inside a drain that may hold it (see "a shared door" below).
+ * while another process is inside a drain that may hold it (shm_door_shared.c).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -779,6 +779,10 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 			struct pollfd p = { .fd = e->chan_fd, .events = 0 };
 			bool chan_gone = poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 			if (shm_peer_gone(e, fd, true) || chan_gone) {
+				/* It may have switched just before it left: then the bytes are there. */
+				if (atomic_load_explicit(&s->sides[e->side].switched,
+							 memory_order_acquire) == k)
+					break;
 				why = chan_gone ? "the session channel hung up" : "the peer is gone";
 				goto fail;
 			}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -222,4 +223,27 @@ void stream_result_print(FILE *out, const char *prefix, const struct stream_resu
 			(unsigned long long)result->offset, (unsigned long long)result->sent);
 		break;
 	}
+}
+
+int stream_serve(int fd, const char *prefix, uint64_t number, int timeout_ms)
+{
+	uint8_t header[STREAM_HEADER_SIZE];
+	struct stream_result result;
+	uint64_t bytes, seed;
+	int r;
+
+	r = fault_read_full(fd, header, sizeof header, timeout_ms);
+	if (r < 0) {
+		printf("%sno header: %s\n", prefix, r == -ECONNRESET ? "eof" : fault_errno_name(-r));
+		return -1;
+	}
+	stream_header_decode(header, &bytes, &seed);
+	if (bytes > STREAM_BYTES_MAX) {
+		printf("%sbad header: %llu bytes\n", prefix, (unsigned long long)bytes);
+		return -1;
+	}
+	r = stream_exchange(fd, bytes, stream_server_seed(seed), seed, seed + number, timeout_ms,
+			    &result);
+	stream_result_print(stdout, prefix, &result);
+	return r;
 }

@@ -56,6 +56,13 @@ struct stream_result {
 int stream_exchange(int fd, uint64_t bytes, uint64_t send_seed, uint64_t recv_seed,
 		    uint64_t chunk_seed, int timeout_ms, struct stream_result *result);
 
+/*
+ * The server's side of one connection: reads the client's header, then runs the exchange
+ * with NUMBER folded into the chunk seed, and prints the verdict (or why there was none)
+ * as one line after PREFIX. Returns 0 when the outcome is STREAM_OK, else -1.
+ */
+int stream_serve(int fd, const char *prefix, uint64_t number, int timeout_ms);
+
 /* Prints RESULT as one line after PREFIX: "ok sent=N received=N" or what went wrong. */
 void stream_result_print(FILE *out, const char *prefix, const struct stream_result *result);
 

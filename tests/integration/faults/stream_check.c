@@ -38,27 +38,10 @@ static void stream_check_on_term(int sig)
 /* Serves one accepted connection: header, then the exchange. Returns 0 when it was right. */
 static int stream_check_serve(int fd, unsigned long number)
 {
-	uint8_t header[STREAM_HEADER_SIZE];
-	struct stream_result result;
-	uint64_t bytes, seed;
 	char prefix[64];
-	int r;
 
 	snprintf(prefix, sizeof prefix, "conn %lu: ", number);
-	r = fault_read_full(fd, header, sizeof header, STREAM_CHECK_TIMEOUT_MS);
-	if (r < 0) {
-		printf("%sno header: %s\n", prefix, r == -ECONNRESET ? "eof" : fault_errno_name(-r));
-		return -1;
-	}
-	stream_header_decode(header, &bytes, &seed);
-	if (bytes > STREAM_BYTES_MAX) {
-		printf("%sbad header: %llu bytes\n", prefix, (unsigned long long)bytes);
-		return -1;
-	}
-	r = stream_exchange(fd, bytes, stream_server_seed(seed), seed, seed + number,
-			    STREAM_CHECK_TIMEOUT_MS, &result);
-	stream_result_print(stdout, prefix, &result);
-	return r;
+	return stream_serve(fd, prefix, number, STREAM_CHECK_TIMEOUT_MS);
 }
 
 static int stream_check_server(const char *port_file, uint64_t count)

@@ -66,9 +66,6 @@ static void fork_server_on_term(int sig)
 /* Serves one connection: header, then the exchange. Returns 0 when it was right. */
 static int fork_server_serve(int fd, unsigned long number, bool poll_first)
 {
-	uint8_t header[STREAM_HEADER_SIZE];
-	struct stream_result result;
-	uint64_t bytes, seed;
 	char prefix[80];
 	int r;
 
@@ -86,20 +83,7 @@ static int fork_server_serve(int fd, unsigned long number, bool poll_first)
 			return -1;
 		}
 	}
-	r = fault_read_full(fd, header, sizeof header, FORK_SERVER_CONN_MS);
-	if (r < 0) {
-		printf("%sno header: %s\n", prefix, r == -ECONNRESET ? "eof" : fault_errno_name(-r));
-		return -1;
-	}
-	stream_header_decode(header, &bytes, &seed);
-	if (bytes > STREAM_BYTES_MAX) {
-		printf("%sbad header: %llu bytes\n", prefix, (unsigned long long)bytes);
-		return -1;
-	}
-	r = stream_exchange(fd, bytes, stream_server_seed(seed), seed, seed + number,
-			    FORK_SERVER_CONN_MS, &result);
-	stream_result_print(stdout, prefix, &result);
-	return r;
+	return stream_serve(fd, prefix, number, FORK_SERVER_CONN_MS);
 }
 
 static void fork_server_set_signals(void)

@@ -285,6 +285,16 @@ static int vepoll_filter(struct vepoll *v, struct epoll_event *ev, int n)
 	return kept;
 }
 
+/* Puts one of viaudit's own descriptors in the kernel set under TAG (or updates it), errno kept. */
+static void vepoll_watch(int epfd, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ke = { .events = events, .data.u64 = tag };
+	int saved = vi_libc_errno();
+	if (vi_libc.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ke) < 0 && vi_libc_errno() == EEXIST)
+		vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ke);
+	vi_libc_set_errno(saved);
+}
+
 /* Arms every entry for sleeping; returns false when one is ready already. */
 static bool vepoll_arm(int epfd, struct vepoll *v)
 {
@@ -301,12 +311,7 @@ static bool vepoll_arm(int epfd, struct vepoll *v)
 			 * eventfd). The old one is not deleted by number: the endpoint closed
 			 * it, which removed it from the set, and the number may be reused.
 			 */
-			struct epoll_event ke = { .events = EPOLLIN | EPOLLET, .data.u64 = v->tag + i };
-			int saved = vi_libc_errno();
-			if (vi_libc.epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ke) < 0 &&
-			    vi_libc_errno() == EEXIST)
-				vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, wake, &ke);
-			vi_libc_set_errno(saved);
+			vepoll_watch(epfd, wake, EPOLLIN | EPOLLET, v->tag + i);
 			e->kernel_wake = wake;
 		}
 		short live_events = 0;
@@ -315,12 +320,7 @@ static bool vepoll_arm(int epfd, struct vepoll *v)
 				   : e->vs->conn.ops->liveness(&e->vs->conn, e->fd, &live_events);
 		if (live != e->fd && live != e->kernel_live) {
 			/* The session channel: its HUP, edge-triggered, says the peer is gone. */
-			struct epoll_event ke = { .events = EPOLLET, .data.u64 = v->tag + i };
-			int saved = vi_libc_errno();
-			if (vi_libc.epoll_ctl(epfd, EPOLL_CTL_ADD, live, &ke) < 0 &&
-			    vi_libc_errno() == EEXIST)
-				vi_libc.epoll_ctl(epfd, EPOLL_CTL_MOD, live, &ke);
-			vi_libc_set_errno(saved);
+			vepoll_watch(epfd, live, EPOLLET, v->tag + i);
 			e->kernel_live = live;
 		}
 	}

@@ -25,6 +25,8 @@
 #define HANDOFF_POLL_MS 100
 /* How long a new owner that could take the segment in use waits for the peer to pause. */
 #define HANDOFF_AWAY_MS 5
+#define HANDOFF_TEXT(x) #x
+#define HANDOFF_NUMBER_TEXT(x) HANDOFF_TEXT(x)
 /* A resumed call whose connection another process took sleeps this long between looks. */
 #define HANDOFF_DISPOSSESSED_US 10000
 
@@ -193,7 +195,6 @@ int shm_handoff_prepare_fork(struct shm_endpoint *e, int fd)
 			return -ENOMEM;
 		atomic_store(&r->owner, handoff_pid());
 		atomic_store(&r->lock, 0);
-		atomic_store(&r->handoffs, 0);
 		atomic_store(&r->unborn, 0);
 		for (size_t i = 0; i < SHM_HANDOFF_HOLDERS; i++)
 			atomic_store(&r->holders[i], 0);
@@ -528,6 +529,35 @@ static void handoff_keep_segment(struct shm_endpoint *e, int memfd)
 	atomic_store(&e->record->seg_pid, handoff_pid());
 }
 
+/*
+ * Maps MEMFD, a segment of the session from another holder or the peer (checked as one
+ * from the door is: seals and size), in place of ours, as the segment in use CURRENT, and
+ * keeps the memfd for the other holders. Takes MEMFD. Returns 0, -EPROTO, or -EAGAIN when
+ * the session moved on meanwhile.
+ */
+static int handoff_adopt_segment(struct shm_endpoint *e, int memfd, uint32_t current)
+{
+	ssize_t size = shm_segment_size((size_t)e->tx.capacity);
+	int err = 0;
+	void *base = MAP_FAILED;
+	if (size < 0 || memfd_seal_check(memfd, (size_t)size) < 0 ||
+	    (base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED) {
+		close(memfd);
+		return -EPROTO;
+	}
+	if (atomic_load(&e->session->epoch) != current) {
+		munmap(base, (size_t)size);
+		close(memfd);
+		return -EAGAIN;
+	}
+	handoff_retire(e, e->base, e->size, false, NULL);
+	e->base = base;
+	e->size = (size_t)size;
+	e->epoch = current;
+	handoff_keep_segment(e, memfd);
+	return 0;
+}
+
 /* ---- the end of the peer ---- */
 
 void shm_handoff_parting(struct shm_endpoint *e)
@@ -563,21 +593,11 @@ static int handoff_take_parting(struct shm_endpoint *e)
 				close(fds[i]);
 			continue; /* an ATTACH of ours the peer never read, or another one */
 		}
-		ssize_t size = shm_segment_size((size_t)e->tx.capacity);
-		int err = 0;
-		void *base = MAP_FAILED;
-		if (size < 0 || msg.attach.ring_size != e->tx.capacity ||
-		    memfd_seal_check(fds[0], (size_t)size) < 0 ||
-		    (base = memfd_seal_map(fds[0], (size_t)size, &err)) == MAP_FAILED) {
+		if (msg.attach.ring_size != e->tx.capacity) {
 			close(fds[0]);
 			return -EPROTO;
 		}
-		handoff_retire(e, e->base, e->size, false, NULL);
-		e->base = base;
-		e->size = (size_t)size;
-		e->epoch = current;
-		handoff_keep_segment(e, fds[0]);
-		return 0;
+		return handoff_adopt_segment(e, fds[0], current);
 	}
 }
 
@@ -631,26 +651,11 @@ static int handoff_open_current(struct shm_endpoint *e, uint32_t current)
 	if (memfd < 0)
 		return -errno;
 	struct stat st;
-	ssize_t size = shm_segment_size((size_t)e->tx.capacity);
-	int err = 0;
-	void *base = MAP_FAILED;
-	if (fstat(memfd, &st) < 0 || (uint64_t)st.st_ino != ino || size < 0 ||
-	    memfd_seal_check(memfd, (size_t)size) < 0 ||
-	    (base = memfd_seal_map(memfd, (size_t)size, &err)) == MAP_FAILED) {
+	if (fstat(memfd, &st) < 0 || (uint64_t)st.st_ino != ino) {
 		close(memfd);
 		return -EPROTO;
 	}
-	if (atomic_load(&e->session->epoch) != current) {
-		munmap(base, (size_t)size);
-		close(memfd);
-		return -EAGAIN;
-	}
-	handoff_retire(e, e->base, e->size, false, NULL);
-	e->base = base;
-	e->size = (size_t)size;
-	e->epoch = current;
-	handoff_keep_segment(e, memfd);
-	return 0;
+	return handoff_adopt_segment(e, memfd, current);
 }
 
 /*
@@ -693,6 +698,21 @@ static void handoff_wake_peer(struct shm_endpoint *e, uint32_t current)
 	for (int i = 0; i < 2; i++)
 		if (futex_sem_waiters(sems[i]) & FUTEX_SEM_COUNT_MASK)
 			futex_sem_post(sems[i]);
+}
+
+/* The end of a handoff that moved the connection here: owner, count, log (HOW: its kind). */
+static void handoff_done(struct vi_conn *conn, int fd, uint32_t k,
+			 enum shm_handoff_trigger trigger, long long t0, const char *how)
+{
+	struct shm_endpoint *e = &conn->shm;
+	atomic_store(&e->session->busy, 0);
+	atomic_store(&e->record->owner, handoff_pid());
+	conn->handoffs++;
+	if (vi_log_enabled(VI_LOG_CONNS))
+		vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd out=%zd us=%lld%s",
+			    fd, k, handoff_pid(), trigger == SHM_TRIGGER_READ ? "read" : "write",
+			    shm_ring_readable(&e->rx), shm_ring_readable(&e->tx),
+			    (shm_now_ns() - t0) / 1000, how);
 }
 
 static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger trigger)
@@ -754,18 +774,9 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 				why = "the segment in use is not consistent";
 				if ((err = handoff_take_direct(conn)) < 0)
 					goto fail;
-				atomic_store(&s->busy, 0);
-				atomic_store(&e->record->owner, handoff_pid());
-				atomic_fetch_add(&e->record->handoffs, 1);
-				conn->handoffs++;
-				if (vi_log_enabled(VI_LOG_CONNS))
-					vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd "
-						    "out=%zd us=%lld direct (the peer did not answer within "
-						    "%d ms)",
-						    fd, k, handoff_pid(),
-						    trigger == SHM_TRIGGER_READ ? "read" : "write",
-						    shm_ring_readable(&e->rx), shm_ring_readable(&e->tx),
-						    (shm_now_ns() - t0) / 1000, HANDOFF_AWAY_MS);
+				handoff_done(conn, fd, k, trigger, t0,
+					     " direct (the peer did not answer within "
+					     HANDOFF_NUMBER_TEXT(HANDOFF_AWAY_MS) " ms)");
 				return 0;
 			}
 		}
@@ -806,15 +817,7 @@ static int handoff_take(struct vi_conn *conn, int fd, enum shm_handoff_trigger t
 	handoff_retire(e, old, old_size, false, NULL); /* the peer frees the first rings' pages */
 	handoff_keep_segment(e, memfd);
 	memfd = -1;
-	atomic_store(&s->busy, 0);
-	atomic_store(&e->record->owner, handoff_pid());
-	atomic_fetch_add(&e->record->handoffs, 1);
-	conn->handoffs++;
-	if (vi_log_enabled(VI_LOG_CONNS))
-		vi_log_line("conns: fd=%d handoff epoch=%u to pid=%d (%s) in=%zd out=%zd us=%lld", fd, k,
-			    handoff_pid(), trigger == SHM_TRIGGER_READ ? "read" : "write",
-			    shm_ring_readable(&e->rx), shm_ring_readable(&e->tx),
-			    (shm_now_ns() - t0) / 1000);
+	handoff_done(conn, fd, k, trigger, t0, "");
 	return 0;
 
 fail:

@@ -56,7 +56,6 @@ struct shm_handoff_record {
 	_Atomic uint64_t lock;   /* pid << 32 | tid of the thread in a data call; 0: none */
 	_Atomic int32_t owner;   /* pid whose mapping is the endpoint in use; 0: it left */
 	_Atomic uint32_t in_use; /* the slot is taken */
-	_Atomic uint32_t handoffs;
 	_Atomic uint32_t unborn; /* children forked whose hook has not yet added them */
 	/* Where the segment in use can be opened (/proc/PID/fd/FD), if a handoff made it. */
 	_Atomic int32_t seg_pid, seg_fd;

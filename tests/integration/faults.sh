@@ -12,15 +12,7 @@ set -euo pipefail
 # shellcheck source=faults/faults_lib.sh
 . "$(dirname "$0")/faults/faults_lib.sh"
 
-[[ $# -ge 2 ]] || vt_die "usage: faults.sh sigkill|door|many|garbage PROGRAMS..."
-scenario=$1
-shift
-programs=()
-for program in "$@"; do
-	programs+=("$(realpath "$program")")
-done
-fl_init
-shm_policy=$(fl_policy shm.policy shm)
+fl_start_script "faults.sh sigkill|door|many|garbage PROGRAMS..." "$@"
 
 # --- peer SIGKILL ------------------------------------------------------------------------------
 # One end SIGKILLs the other, then its blocked read must return EOF or ECONNRESET, or its write

@@ -23,15 +23,7 @@ set -euo pipefail
 # turns it into a note.
 FORK_EXPECT_HANDOFF=${FORK_EXPECT_HANDOFF:-1}
 
-[[ $# -ge 2 ]] || vt_die "usage: fork.sh stream|prefork|sched|kill PROGRAMS..."
-scenario=$1
-shift
-programs=()
-for program in "$@"; do
-	programs+=("$(realpath "$program")")
-done
-fl_init
-shm_policy=$(fl_policy shm.policy shm)
+fl_start_script "fork.sh stream|prefork|sched|kill|exec|share PROGRAMS..." "$@"
 FORK_SCHED_RUNS=${FORK_SCHED_RUNS:-50}
 FORK_KILL_RUNS=${FORK_KILL_RUNS:-20}
 # fork_sched starts no run after this many seconds (a hang costs ~6 s): CI's 50 runs take ~3 s
@@ -349,7 +341,8 @@ scenario_share() {
 			fl_expect_status "$name-server" 0
 			if [[ $mode != plain ]]; then
 				fork_expect_conns_shm "$name-server" 1 "the accepted connection"
-				echo "    $(fork_handoff_lines "$name-server") handoff(s) between parent and child"
+				# 1.28 MB each fills the 1 MiB ring: both must have written while the other held it.
+				fork_expect_handoff "$(fork_handoff_lines "$name-server")" "the two writers"
 			fi
 		fi
 		fl_end_section

@@ -36,6 +36,23 @@ fl_init() {
 	trap 'fl_cleanup; vt_cleanup' EXIT
 }
 
+# fl_start_script USAGE ARGS...: the common start of a scenario script: checks that ARGS has a
+# scenario and at least one program (else dies with USAGE), sets `scenario` and `programs`
+# (absolute paths), starts the test (fl_init) and writes the shm policy (`shm_policy`).
+fl_start_script() {
+	local usage=$1 program
+	shift
+	[[ $# -ge 2 ]] || vt_die "usage: $usage"
+	scenario=$1
+	shift
+	programs=()
+	for program in "$@"; do
+		programs+=("$(realpath "$program")")
+	done
+	fl_init
+	shm_policy=$(fl_policy shm.policy shm)
+}
+
 # fl_policy NAME TRANSPORT: a policy routing loopback TCP of every object to TRANSPORT; prints its path.
 fl_policy() {
 	vt_write_policy "$1" <<POLICY

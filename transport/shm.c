@@ -25,6 +25,7 @@
 #include "log.h"
 #include "memfd_seal.h"
 #include "shm_handoff.h"
+#include "shm_private.h"
 #include "shm_segment.h"
 #include "transport.h"
 
@@ -863,10 +864,6 @@ static const struct vi_endpoint_ops shm_ops = {
 
 /* ---- set-up, shared by the connector and the acceptor (shm_setup.c) ---- */
 
-void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options);
-int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
-			bool fresh, size_t ring_size);
-
 void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options)
 {
 	memset(&conn->shm, 0, sizeof(conn->shm));
@@ -902,7 +899,6 @@ int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_s
 	return 0;
 }
 
-void vi_shm_endpoint_release(struct vi_conn *conn);
 void vi_shm_endpoint_release(struct vi_conn *conn)
 {
 	shm_release(&conn->shm);

@@ -14,6 +14,7 @@
 #include "futex_sem.h"
 #include "libc.h"
 #include "shm_listener.h"
+#include "shm_private.h"
 
 /*
  * Forks of this process: the program's libc runs setup_count_fork before each one (in the
@@ -240,7 +241,7 @@ static int setup_forward(struct shm_listener *l, struct shm_pending *p)
 {
 	/* The connector sends nothing before its answer: anything to read is its end. */
 	struct pollfd gone = { .fd = p->door_fd, .events = POLLIN };
-	if (shm_setup_now_ns() - p->since_ns > SHM_PENDING_TTL_NS || poll(&gone, 1, 0) > 0) {
+	if (shm_now_ns() - p->since_ns > SHM_PENDING_TTL_NS || poll(&gone, 1, 0) > 0) {
 		shm_pending_drop(l, p);
 		return 0;
 	}
@@ -276,7 +277,7 @@ static void setup_shared_sort(struct shm_listener *l, struct shm_pending *p,
 	if (p->door_fd < 0 || p == d->mine)
 		return;
 	if (!p->have_request) {
-		long long left = p->since_ns + SHM_REQUEST_WAIT_MS * 1000000LL - shm_setup_now_ns();
+		long long left = p->since_ns + SHM_REQUEST_WAIT_MS * 1000000LL - shm_now_ns();
 		if (wait && left > 0)
 			door_wait(p->door_fd, POLLIN, (int)(left / 1000000) + 1);
 		int r = shm_pending_read(l, p);
@@ -380,7 +381,7 @@ struct shm_pending *shm_door_shared_find(struct shm_listener *l,
 	}
 	struct shm_door_board *b = l->board;
 	uint64_t key = setup_source_key(peer);
-	long long deadline = shm_setup_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
+	long long deadline = shm_now_ns() + SHM_SHARED_WAIT_MS * 1000000LL;
 	for (;;) {
 		uint32_t before = atomic_load(&b->logged);
 		struct shm_pending *p = setup_shared_drain(l, peer);
@@ -393,7 +394,7 @@ struct shm_pending *shm_door_shared_find(struct shm_listener *l,
 			/* Drains first, the log second: see "a shared door" above. */
 			bool busy = setup_board_busy(b, running, holding, key);
 			int news = setup_board_news(b, before, key);
-			long long left = deadline - shm_setup_now_ns();
+			long long left = deadline - shm_now_ns();
 			if (left <= 0 || news != 0 || !busy) {
 				futex_sem_cancel(&b->drain_end);
 				if (left > 0 && news > 0)

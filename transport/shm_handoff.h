@@ -2,11 +2,11 @@
 #ifndef VI_TRANSPORT_SHM_HANDOFF_H
 #define VI_TRANSPORT_SHM_HANDOFF_H
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm_private.h"
 #include "shm_segment.h"
 #include "transport.h"
 
@@ -137,22 +137,5 @@ static inline bool shm_handoff_peer_forked(const struct shm_endpoint *e)
 	return e->session != NULL &&
 	       atomic_load_explicit(&e->session->sides[1 - e->side].forked, memory_order_relaxed);
 }
-
-/* ---- shared with shm.c ---- */
-
-static inline void shm_lock(atomic_flag *lock)
-{
-	/* Acquire pairs with the release in shm_unlock. */
-	while (atomic_flag_test_and_set_explicit(lock, memory_order_acquire))
-		sched_yield();
-}
-
-static inline void shm_unlock(atomic_flag *lock)
-{
-	atomic_flag_clear_explicit(lock, memory_order_release);
-}
-
-long long shm_now_ns(void);
-bool shm_peer_gone(struct shm_endpoint *e, int fd, bool force);
 
 #endif

@@ -84,9 +84,6 @@ struct shm_listener {
 
 /* ---- the table of requests (shm_setup.c) ---- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-long long shm_setup_now_ns(void);
-
 /* Closes this process's copies of P's descriptors, without an answer, and frees its slot. */
 void shm_pending_drop(struct shm_listener *l, struct shm_pending *p);
 

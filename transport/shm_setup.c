@@ -42,20 +42,9 @@
 #include "libc.h"
 #include "memfd_seal.h"
 #include "shm_listener.h"
+#include "shm_private.h"
 #include "shm_segment.h"
 #include "transport.h"
-
-void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options);
-int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
-			bool fresh, size_t ring_size);
-void vi_shm_endpoint_release(struct vi_conn *conn);
-
-long long shm_setup_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static const char *setup_errno_name(int e)
 {
@@ -132,7 +121,7 @@ static int setup_send_request(struct shm_endpoint *e, const struct sockaddr *des
 	fds[DOOR_FD_MEMFD] = memfd;
 	fds[DOOR_FD_CONNECTOR_WAKE] = e->wake_fd;
 	fds[DOOR_FD_LISTENER_WAKE] = e->peer_wake_fd;
-	bool fresh = shm_setup_now_ns() - door_ns > SHM_REQUEST_LATE_MS * 1000000LL;
+	bool fresh = shm_now_ns() - door_ns > SHM_REQUEST_LATE_MS * 1000000LL;
 	for (int attempt = 0;; attempt++) {
 		int err;
 		if (fresh) {
@@ -170,7 +159,7 @@ int vi_shm_connect(struct vi_conn *conn, int fd, const struct sockaddr *dest, so
 			 host, dest_addr.port);
 	}
 	int door = door_connect(dest, len);
-	long long door_ns = shm_setup_now_ns();
+	long long door_ns = shm_now_ns();
 	if (door < 0) {
 		if (reason != NULL)
 			snprintf(reason, reason_size, "no door at %s: peer does not run viaudit",
@@ -322,7 +311,7 @@ struct shm_pending *shm_pending_add(struct shm_listener *l, int c)
 	}
 	for (size_t i = 0; i < SHM_PENDING_MAX; i++) {
 		if (l->pending[i].door_fd < 0) {
-			l->pending[i] = (struct shm_pending){ .door_fd = c, .since_ns = shm_setup_now_ns() };
+			l->pending[i] = (struct shm_pending){ .door_fd = c, .since_ns = shm_now_ns() };
 			l->npending++;
 			return &l->pending[i];
 		}
@@ -343,7 +332,7 @@ static long long setup_request_made_ns(int memfd)
 {
 	struct stat st;
 	struct timespec real;
-	long long now = shm_setup_now_ns();
+	long long now = shm_now_ns();
 	if (fstat(memfd, &st) < 0 || clock_gettime(CLOCK_REALTIME, &real) < 0)
 		return now;
 	long long age = ((long long)real.tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
@@ -402,7 +391,7 @@ static void setup_drain(struct shm_listener *l)
 			break;
 		shm_pending_add(l, c);
 	}
-	long long now = shm_setup_now_ns();
+	long long now = shm_now_ns();
 	for (size_t i = 0; i < SHM_PENDING_MAX && l->npending > 0; i++) {
 		struct shm_pending *p = &l->pending[i];
 		if (p->door_fd < 0)

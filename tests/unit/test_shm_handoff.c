@@ -16,13 +16,9 @@
 #include "door.h"
 #include "memfd_seal.h"
 #include "shm_handoff.h"
+#include "shm_private.h"
 #include "shm_segment.h"
 #include "transport.h"
-
-/* shm.c's set-up functions (shm_setup.c declares them the same way). */
-void vi_shm_endpoint_init(struct vi_conn *conn, const struct shm_options *options);
-int vi_shm_endpoint_map(struct vi_conn *conn, int memfd, size_t size, enum shm_segment_side side,
-			bool fresh, size_t ring_size);
 
 #define RING ((size_t)16 << 10)
 

@@ -210,6 +210,17 @@ static int shm_settle(struct vi_conn *conn, int fd, int timeout_ms)
 	return 0;
 }
 
+/*
+ * Waits for the listener's answer until it came, or SHM_ANSWER_MS passed (then the
+ * connection is on TCP), or the peer is gone: for shutdown and fork, which cannot leave it
+ * for later.
+ */
+static void shm_settle_now(struct vi_conn *conn, int fd)
+{
+	while (conn->shm.state == SHM_PENDING && !shm_peer_gone(&conn->shm, fd, false))
+		shm_settle(conn, fd, SHM_LIVENESS_MS);
+}
+
 /* Moves what the program wrote into ring 0 before the refusal onto the kernel socket. */
 static int shm_flush_to_kernel(struct shm_endpoint *e, int fd)
 {
@@ -565,8 +576,7 @@ static int shm_shutdown(struct vi_conn *conn, int fd, int how)
 	 * SHM_ANSWER_MS): if the answer is no, the ring's bytes go onto the kernel socket, and
 	 * they must go before its FIN.
 	 */
-	while (e->state == SHM_PENDING && !shm_peer_gone(e, fd, false))
-		shm_settle(conn, fd, SHM_LIVENESS_MS);
+	shm_settle_now(conn, fd);
 	if (e->state == SHM_FALLBACK)
 		return conn->ops->shutdown(conn, fd, how);
 	/*
@@ -914,8 +924,7 @@ int vi_shm_prepare_fork(struct vi_conn *conn, int fd)
 	 * SHM_ANSWER_MS, or it moves to TCP): parent and child could not share the wait, since
 	 * only one of them would read the answer.
 	 */
-	while (conn->shm.state == SHM_PENDING && !shm_peer_gone(&conn->shm, fd, false))
-		shm_settle(conn, fd, SHM_LIVENESS_MS);
+	shm_settle_now(conn, fd);
 	return shm_handoff_prepare_fork(&conn->shm, fd);
 }
 
